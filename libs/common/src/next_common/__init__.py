@@ -1,0 +1,1 @@
+"""Code every NExT service uses: errors, gRPC server wiring, settings, logging, plugins."""

@@ -1,0 +1,67 @@
+"""gRPC server wiring every service shares: health, reflection, errors, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from next_common.interceptors import ExceptionToStatusInterceptor
+
+log = logging.getLogger(__name__)
+
+
+class ServiceServer:
+    """A started gRPC server plus its health servicer."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer,
+                 service_names: Sequence[str]) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.service_names = tuple(service_names)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+async def build_server(
+    address: str,
+    add_servicers: Callable[[grpc.aio.Server], None],
+    service_names: Sequence[str],
+    max_message_bytes: int = 64 * 1024 * 1024,
+) -> ServiceServer:
+    """Create and start a server with our interceptor, health checking and reflection."""
+    server = grpc.aio.server(
+        interceptors=[ExceptionToStatusInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+    add_servicers(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    await server.start()
+    for name in (*service_names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return ServiceServer(server, port, health_servicer, service_names)
+
+
+async def serve_until_signal(service: ServiceServer, grace_s: float) -> None:
+    """Block until SIGTERM/SIGINT, then report NOT_SERVING and drain in-flight RPCs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining for up to %.1fs", grace_s)
+    await service.stop(grace_s)

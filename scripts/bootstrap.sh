@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create or update .venv with every package of the repository plus dev tools (idempotent:
+# re-installs only when a requirements or pyproject file changed since the last run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+STAMP="$VENV/.next-bootstrap"
+want=$(cat requirements-dev.txt libs/*/pyproject.toml services/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  exit 0
+fi
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+# torch for later services: `pip install torch==2.13.0` takes the CPU wheel on this machine.
+"$VENV/bin/python" -m pip install -q -r requirements-dev.txt \
+  -e libs/common -e services/tracer
+echo "$want" > "$STAMP"

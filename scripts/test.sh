@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The full check: set-up, generated-code freshness, lint, types, and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+VENV=.venv scripts/gen-protos.sh --check
+.venv/bin/ruff check .
+.venv/bin/mypy
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then
+  echo "pytest collected no tests: treating as a failure" >&2
+  exit 1
+fi
+exit $rc

@@ -1,0 +1,1 @@
+"""NExT tracer: sandboxed test runner and execution tracer for Python programs."""

@@ -1,0 +1,35 @@
+"""Comparison of returned values with expected outputs, outside the sandbox.
+
+Both sides are plain builtin data decoded by trusted code, so no user ``__eq__`` runs.
+Floats compare with ``rel_tol=1e-7`` (EvalPlus's ``rtol``) plus ``abs_tol=atol``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+REL_TOL = 1e-7
+
+
+def _number(v: Any) -> bool:
+    return type(v) is int or type(v) is float
+
+
+def outputs_match(actual: Any, expected: Any, atol: float = 0.0) -> bool:
+    if type(expected) is float or (type(actual) is float and _number(expected)):
+        if not (_number(actual) and _number(expected)):
+            return False
+        if actual == expected:
+            return True
+        a, e = float(actual), float(expected)
+        if math.isnan(a) and math.isnan(e):
+            return True
+        return math.isclose(a, e, rel_tol=REL_TOL, abs_tol=atol)
+    if type(actual) is not type(expected):
+        return False
+    if type(expected) in (list, tuple):
+        return len(actual) == len(expected) and all(outputs_match(a, e, atol) for a, e in zip(actual, expected))
+    if type(expected) is dict:
+        return actual.keys() == expected.keys() and all(outputs_match(actual[k], expected[k], atol) for k in expected)
+    return bool(actual == expected)

@@ -1,0 +1,212 @@
+"""The tracer's domain logic: validate, queue, run in the sandbox, decide verdicts, render."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from next_common.errors import InvalidArgumentError, ResourceExhaustedError
+from next_tracer import metrics
+from next_tracer.compare import outputs_match
+from next_tracer.formats.base import CapturedTrace, RenderOptions
+from next_tracer.formats.registry import FormatRegistry
+from next_tracer.model import (
+    IoTests, JobRecords, Limits, RunResult, TestOutcome, TraceEvent, TraceOptions, TraceResult, Verdict,
+)
+from next_tracer.runtime import plain
+from next_tracer.sandbox.runner import Sandbox
+from next_tracer.settings import TracerSettings
+
+log = logging.getLogger(__name__)
+
+STARTUP_SLACK_S = 5.0
+
+
+def _text(value: str | bytes, what: str, limit: int) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError("%s is not valid UTF-8 (byte %d)" % (what, exc.start)) from None
+    if "\x00" in value:
+        raise InvalidArgumentError("%s contains a NUL character" % what)
+    if len(value.encode("utf-8")) > limit:
+        raise InvalidArgumentError("%s is larger than the limit of %d bytes" % (what, limit))
+    return value
+
+
+class TracerEngine:
+    """Everything the gRPC servicer and the in-process client call."""
+
+    def __init__(self, settings: TracerSettings, formats: FormatRegistry | None = None,
+                 sandbox: Sandbox | None = None) -> None:
+        self.settings = settings
+        self.formats = formats or FormatRegistry()
+        self.sandbox = sandbox or Sandbox(settings)
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._waiting = 0
+
+    async def start(self) -> None:
+        await self.sandbox.check()
+
+    # -- validation --------------------------------------------------------------------
+    def limits(self, timeout_s: float = 0, memory_mb: int = 0, output_bytes: int = 0) -> Limits:
+        s = self.settings
+        if timeout_s < 0 or memory_mb < 0 or output_bytes < 0:
+            raise InvalidArgumentError("limits must not be negative")
+        if timeout_s > s.max_timeout_s:
+            raise InvalidArgumentError("limits.timeout_s %.3g exceeds the maximum %.3g" % (timeout_s, s.max_timeout_s))
+        if memory_mb > s.max_memory_mb:
+            raise InvalidArgumentError("limits.memory_mb %d exceeds the maximum %d" % (memory_mb, s.max_memory_mb))
+        return Limits(timeout_s=timeout_s or s.default_timeout_s, memory_mb=memory_mb or s.default_memory_mb,
+                      output_bytes=output_bytes or s.default_output_bytes)
+
+    def _program(self, program: str | bytes) -> str:
+        return _text(program, "program", self.settings.max_program_bytes)
+
+    def _tests(self, tests: Iterable[str | bytes]) -> list[str]:
+        out = [_text(t, "tests[%d]" % i, self.settings.max_program_bytes) for i, t in enumerate(tests)]
+        if len(out) > self.settings.max_tests:
+            raise InvalidArgumentError("%d tests exceed the limit of %d" % (len(out), self.settings.max_tests))
+        return out
+
+    # -- running ----------------------------------------------------------------------
+    async def _execute(self, job: dict[str, Any], n_tests: int, limits: Limits, kind: str,
+                       deadline_s: float | None) -> JobRecords:
+        wall = min(self.settings.max_total_wall_s, STARTUP_SLACK_S + limits.timeout_s * max(1, n_tests) * 1.2)
+        if deadline_s is not None:
+            wall = min(wall, max(0.1, deadline_s))
+        if self._waiting >= self.settings.max_queue and self._slots.locked():
+            raise ResourceExhaustedError("tracer queue is full (%d waiting); retry later" % self._waiting)
+        self._waiting += 1
+        metrics.QUEUED.inc()
+        queued_at = time.monotonic()
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+            metrics.QUEUED.dec()
+        try:
+            wall -= time.monotonic() - queued_at if deadline_s is not None else 0
+            metrics.RUNNING.inc()
+            started = time.monotonic()
+            records = await self.sandbox.execute(job, max(0.1, wall))
+            metrics.LATENCY.labels(kind).observe(time.monotonic() - started)
+            metrics.EXECUTIONS.labels(kind).inc()
+            return records
+        finally:
+            metrics.RUNNING.dec()
+            self._slots.release()
+
+    @staticmethod
+    def _job(kind: str, program: str, tests: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
+        return {"kind": kind, "program": program, "tests": tests,
+                "limits": {"timeout_s": limits.timeout_s, "memory_bytes": limits.memory_mb << 20,
+                           "output_bytes": limits.output_bytes, "file_bytes": limits.file_bytes}}
+
+    @staticmethod
+    def _missing(records: JobRecords) -> TestOutcome:
+        if "wall-clock" in records.failure:
+            return TestOutcome(Verdict.TIMEOUT, records.failure)
+        return TestOutcome(Verdict.SANDBOX_ERROR, records.failure or "no result from the sandbox")
+
+    def _outcome(self, record: dict[str, Any] | None, records: JobRecords) -> TestOutcome:
+        if record is None:
+            return self._missing(records)
+        return TestOutcome(Verdict(record["status"]), record.get("message", ""), float(record.get("duration_s", 0.0)))
+
+    @staticmethod
+    def _overall(tests: list[TestOutcome]) -> Verdict:
+        if tests and all(t.verdict is Verdict.PASSED for t in tests):
+            return Verdict.PASSED
+        for t in tests:
+            if t.verdict is not Verdict.PASSED:
+                return t.verdict
+        return Verdict.FAILED  # no tests: nothing proved the program right
+
+    async def run_tests(self, program: str | bytes, tests: Iterable[str | bytes], limits: Limits | None = None,
+                        deadline_s: float | None = None) -> RunResult:
+        program = self._program(program)
+        sources = self._tests(tests)
+        if not sources:
+            raise InvalidArgumentError("no tests given")
+        limits = limits or self.limits()
+        job = self._job("statements", program, [{"source": s} for s in sources], limits)
+        records = await self._execute(job, len(sources), limits, "run_tests", deadline_s)
+        outcomes = [self._outcome(records.tests.get(i), records) for i in range(len(sources))]
+        return self._finish(outcomes, records.output)
+
+    async def run_io_tests(self, program: str | bytes, io: IoTests, limits: Limits | None = None,
+                           deadline_s: float | None = None) -> RunResult:
+        program = self._program(program)
+        if not io.entry_point.isidentifier():
+            raise InvalidArgumentError("io_tests.entry_point %r is not a Python identifier" % io.entry_point)
+        if len(io.inputs) != len(io.expected):
+            raise InvalidArgumentError("io_tests has %d inputs but %d expected outputs" % (len(io.inputs), len(io.expected)))
+        if not io.inputs or len(io.inputs) > self.settings.max_io_inputs:
+            raise InvalidArgumentError("io_tests needs 1 to %d inputs" % self.settings.max_io_inputs)
+        tests = []
+        for i, args in enumerate(io.inputs):
+            if not isinstance(args, list):
+                raise InvalidArgumentError("io_tests.inputs[%d] must be a JSON array of arguments" % i)
+            try:
+                tests.append({"args": [plain.encode(a) for a in args]})
+            except plain.NotPlainError as exc:
+                raise InvalidArgumentError("io_tests.inputs[%d] holds a non-plain %s" % (i, exc.type_name)) from None
+        limits = limits or self.limits()
+        job = self._job("calls", program, tests, limits)
+        job["entry_point"] = io.entry_point
+        records = await self._execute(job, len(tests), limits, "run_io_tests", deadline_s)
+        outcomes = []
+        for i, expected in enumerate(io.expected):
+            record = records.tests.get(i)
+            if record is not None and record["status"] == "RETURNED":
+                actual = plain.decode(record["value"])
+                ok = outputs_match(actual, expected, io.atol)
+                message = "" if ok else "returned %s, expected %s" % (_short(actual), _short(expected))
+                outcomes.append(TestOutcome(Verdict.PASSED if ok else Verdict.FAILED, message, record["duration_s"]))
+            else:
+                outcomes.append(self._outcome(record, records))
+        return self._finish(outcomes, records.output)
+
+    def _finish(self, outcomes: list[TestOutcome], output: str) -> RunResult:
+        for o in outcomes:
+            metrics.VERDICTS.labels(o.verdict.value).inc()
+        return RunResult(self._overall(outcomes), outcomes, output)
+
+    async def trace(self, program: str | bytes, test: str | bytes, options: TraceOptions | None = None,
+                    limits: Limits | None = None, deadline_s: float | None = None) -> TraceResult:
+        options = options or TraceOptions()
+        fmt = self.formats.get(options.format)
+        program = self._program(program)
+        (source,) = self._tests([test])
+        limits = limits or self.limits()
+        job = self._job("statements", program, [{"source": source}], limits)
+        job["trace"] = {"max_steps": options.max_steps, "max_value_chars": options.max_value_chars,
+                        "max_items": options.max_items}
+        records = await self._execute(job, 1, limits, "trace", deadline_s)
+        outcome = self._outcome(records.tests.get(0), records)
+        metrics.VERDICTS.labels(outcome.verdict.value).inc()
+        events = sorted((TraceEvent(int(e["step"]), str(e["src"]), int(e["line"]), str(e["name"]), str(e["value"]),
+                                    str(e["kind"])) for e in records.events), key=lambda e: e.step)
+        truncated = any(e.kind == "truncated" for e in events)
+        captured = CapturedTrace(program, source, events, truncated)
+        rendered = fmt.render(captured, RenderOptions(options.max_states_per_line))
+        return TraceResult(rendered, events, outcome, truncated, options.format)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_plain_json(text: str, what: str) -> Any:
+    """JSON with the plain-value tags (``{"$tuple": [...]}``, ...) of :mod:`runtime.plain`."""
+    try:
+        return plain.decode(json.loads(text))
+    except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidArgumentError("%s is not valid plain-value JSON: %s" % (what, exc)) from None

@@ -1,0 +1,106 @@
+"""Domain types of the tracer (no gRPC here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Verdict(enum.StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    ERROR = "ERROR"
+    TIMEOUT = "TIMEOUT"
+    MEMORY_LIMIT = "MEMORY_LIMIT"
+    OUTPUT_LIMIT = "OUTPUT_LIMIT"
+    CRASHED = "CRASHED"
+    SANDBOX_ERROR = "SANDBOX_ERROR"
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 5.0
+    memory_mb: int = 512
+    output_bytes: int = 1_000_000
+    file_bytes: int = 10_000_000
+
+
+@dataclass(frozen=True)
+class IoTests:
+    """EvalPlus-style grading: call ``entry_point(*args)`` and compare with ``expected``."""
+
+    entry_point: str
+    inputs: list[list[Any]]
+    expected: list[Any]
+    atol: float = 0.0
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    verdict: Verdict
+    message: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    verdict: Verdict
+    tests: list[TestOutcome]
+    output: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "tests": [
+                {"status": t.verdict.value, "message": t.message, "duration_s": t.duration_s} for t in self.tests
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    step: int
+    source: str
+    line: int
+    name: str
+    value: str
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "source": self.source, "line": self.line, "name": self.name,
+                "value": self.value, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    rendered: str
+    events: list[TraceEvent]
+    test: TestOutcome
+    truncated: bool
+    format: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rendered": self.rendered, "events": [e.to_json() for e in self.events],
+                "verdict": self.test.verdict.value, "message": self.test.message,
+                "truncated": self.truncated, "format": self.format}
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    format: str = "next-inline"
+    max_steps: int = 10_000
+    max_value_chars: int = 200
+    max_items: int = 20
+    max_states_per_line: int = 3
+
+
+@dataclass
+class JobRecords:
+    """What one sandboxed execution reported, before verdicts are decided."""
+
+    tests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    output: str = ""
+    done: bool = False
+    failure: str = ""

