@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 class ServiceServer:
     """A started gRPC server plus its health servicer."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer,
-                 service_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        health_servicer: health.aio.HealthServicer,
+        service_names: Sequence[str],
+    ) -> None:
         self.server = server
         self.port = port
         self.health = health_servicer

@@ -33,18 +33,18 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
         method = handler_call_details.method
 
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                return await inner(request, context)
+                return await inner(request, context)  # type: ignore[arg-type]
             except errors.NextError as exc:
                 code, message = status_for(exc)
                 await context.abort(code, message)
@@ -55,7 +55,7 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapped,
+            wrapped,  # grpc.aio accepts coroutine handlers
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

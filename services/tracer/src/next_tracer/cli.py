@@ -48,8 +48,11 @@ def _limits(args: argparse.Namespace) -> Limits | None:
     if not (args.timeout or args.memory_mb):
         return None
     s = TracerSettings()
-    return Limits(timeout_s=args.timeout or s.default_timeout_s, memory_mb=args.memory_mb or s.default_memory_mb,
-                  output_bytes=s.default_output_bytes)
+    return Limits(
+        timeout_s=args.timeout or s.default_timeout_s,
+        memory_mb=args.memory_mb or s.default_memory_mb,
+        output_bytes=s.default_output_bytes,
+    )
 
 
 async def _run_tests(args: argparse.Namespace) -> int:

@@ -20,8 +20,9 @@ class TracerClient(Protocol):
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult: ...
 
-    async def trace(self, program: str, test: str, options: TraceOptions | None = None,
-                    limits: Limits | None = None) -> TraceResult: ...
+    async def trace(
+        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+    ) -> TraceResult: ...
 
     async def close(self) -> None: ...
 
@@ -45,8 +46,9 @@ class InProcessTracerClient:
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult:
         return await (await self._ready()).run_io_tests(program, io, limits)
 
-    async def trace(self, program: str, test: str, options: TraceOptions | None = None,
-                    limits: Limits | None = None) -> TraceResult:
+    async def trace(
+        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+    ) -> TraceResult:
         return await (await self._ready()).trace(program, test, options, limits)
 
     async def close(self) -> None:
@@ -67,31 +69,46 @@ class GrpcTracerClient:
     """Talks to a tracer server over gRPC."""
 
     def __init__(self, target: str, timeout_s: float | None = 600.0) -> None:
-        self.channel = grpc.aio.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)])
+        self.channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        )
         self.stub = pb_grpc.TracerServiceStub(self.channel)
         self.timeout_s = timeout_s
 
     async def run_tests(self, program: str, tests: list[str], limits: Limits | None = None) -> RunResult:
-        req = pb.RunTestsRequest(program=program, tests=[pb.StatementTest(source=t) for t in tests],
-                                 limits=_limits(limits))
+        req = pb.RunTestsRequest(
+            program=program, tests=[pb.StatementTest(source=t) for t in tests], limits=_limits(limits)
+        )
         resp = await self.stub.RunTests(req, timeout=self.timeout_s)
         return RunResult(verdict_from_proto(resp.verdict), [_outcome(t) for t in resp.tests], resp.output)
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult:
-        req = pb.RunTestsRequest(program=program, limits=_limits(limits), io_tests=pb.IoTests(
-            entry_point=io.entry_point, inputs_json=[plain.dumps(a) for a in io.inputs],
-            expected_json=[plain.dumps(e) for e in io.expected], atol=io.atol))
+        req = pb.RunTestsRequest(
+            program=program,
+            limits=_limits(limits),
+            io_tests=pb.IoTests(
+                entry_point=io.entry_point,
+                inputs_json=[plain.dumps(a) for a in io.inputs],
+                expected_json=[plain.dumps(e) for e in io.expected],
+                atol=io.atol,
+            ),
+        )
         resp = await self.stub.RunTests(req, timeout=self.timeout_s)
         return RunResult(verdict_from_proto(resp.verdict), [_outcome(t) for t in resp.tests], resp.output)
 
-    async def trace(self, program: str, test: str, options: TraceOptions | None = None,
-                    limits: Limits | None = None) -> TraceResult:
+    async def trace(
+        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+    ) -> TraceResult:
         options = options or TraceOptions()
-        req = pb.TraceRequest(program=program, test=pb.StatementTest(source=test), format=options.format,
-                              limits=_limits(limits), max_steps=options.max_steps,
-                              max_value_chars=options.max_value_chars,
-                              max_states_per_line=options.max_states_per_line)
+        req = pb.TraceRequest(
+            program=program,
+            test=pb.StatementTest(source=test),
+            format=options.format,
+            limits=_limits(limits),
+            max_steps=options.max_steps,
+            max_value_chars=options.max_value_chars,
+            max_states_per_line=options.max_states_per_line,
+        )
         resp = await self.stub.Trace(req, timeout=self.timeout_s)
         events = [TraceEvent(e.step, e.source, e.line, e.name, e.value, e.kind) for e in resp.events]
         return TraceResult(resp.rendered, events, _outcome(resp.test), resp.truncated, resp.format)

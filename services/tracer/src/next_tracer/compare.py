@@ -29,7 +29,8 @@ def outputs_match(actual: Any, expected: Any, atol: float = 0.0) -> bool:
     if type(actual) is not type(expected):
         return False
     if type(expected) in (list, tuple):
-        return len(actual) == len(expected) and all(outputs_match(a, e, atol) for a, e in zip(actual, expected))
+        pairs = zip(actual, expected, strict=False)
+        return len(actual) == len(expected) and all(outputs_match(a, e, atol) for a, e in pairs)
     if type(expected) is dict:
         return actual.keys() == expected.keys() and all(outputs_match(actual[k], expected[k], atol) for k in expected)
     return bool(actual == expected)

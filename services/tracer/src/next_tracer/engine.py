@@ -15,7 +15,15 @@ from next_tracer.compare import outputs_match
 from next_tracer.formats.base import CapturedTrace, RenderOptions
 from next_tracer.formats.registry import FormatRegistry
 from next_tracer.model import (
-    IoTests, JobRecords, Limits, RunResult, TestOutcome, TraceEvent, TraceOptions, TraceResult, Verdict,
+    IoTests,
+    JobRecords,
+    Limits,
+    RunResult,
+    TestOutcome,
+    TraceEvent,
+    TraceOptions,
+    TraceResult,
+    Verdict,
 )
 from next_tracer.runtime import plain
 from next_tracer.sandbox.runner import Sandbox
@@ -42,8 +50,9 @@ def _text(value: str | bytes, what: str, limit: int) -> str:
 class TracerEngine:
     """Everything the gRPC servicer and the in-process client call."""
 
-    def __init__(self, settings: TracerSettings, formats: FormatRegistry | None = None,
-                 sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, settings: TracerSettings, formats: FormatRegistry | None = None, sandbox: Sandbox | None = None
+    ) -> None:
         self.settings = settings
         self.formats = formats or FormatRegistry()
         self.sandbox = sandbox or Sandbox(settings)
@@ -62,8 +71,11 @@ class TracerEngine:
             raise InvalidArgumentError("limits.timeout_s %.3g exceeds the maximum %.3g" % (timeout_s, s.max_timeout_s))
         if memory_mb > s.max_memory_mb:
             raise InvalidArgumentError("limits.memory_mb %d exceeds the maximum %d" % (memory_mb, s.max_memory_mb))
-        return Limits(timeout_s=timeout_s or s.default_timeout_s, memory_mb=memory_mb or s.default_memory_mb,
-                      output_bytes=output_bytes or s.default_output_bytes)
+        return Limits(
+            timeout_s=timeout_s or s.default_timeout_s,
+            memory_mb=memory_mb or s.default_memory_mb,
+            output_bytes=output_bytes or s.default_output_bytes,
+        )
 
     def _program(self, program: str | bytes) -> str:
         return _text(program, "program", self.settings.max_program_bytes)
@@ -75,8 +87,9 @@ class TracerEngine:
         return out
 
     # -- running ----------------------------------------------------------------------
-    async def _execute(self, job: dict[str, Any], n_tests: int, limits: Limits, kind: str,
-                       deadline_s: float | None) -> JobRecords:
+    async def _execute(
+        self, job: dict[str, Any], n_tests: int, limits: Limits, kind: str, deadline_s: float | None
+    ) -> JobRecords:
         wall = min(self.settings.max_total_wall_s, STARTUP_SLACK_S + limits.timeout_s * max(1, n_tests) * 1.2)
         if deadline_s is not None:
             wall = min(wall, max(0.1, deadline_s))
@@ -104,9 +117,17 @@ class TracerEngine:
 
     @staticmethod
     def _job(kind: str, program: str, tests: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
-        return {"kind": kind, "program": program, "tests": tests,
-                "limits": {"timeout_s": limits.timeout_s, "memory_bytes": limits.memory_mb << 20,
-                           "output_bytes": limits.output_bytes, "file_bytes": limits.file_bytes}}
+        return {
+            "kind": kind,
+            "program": program,
+            "tests": tests,
+            "limits": {
+                "timeout_s": limits.timeout_s,
+                "memory_bytes": limits.memory_mb << 20,
+                "output_bytes": limits.output_bytes,
+                "file_bytes": limits.file_bytes,
+            },
+        }
 
     @staticmethod
     def _missing(records: JobRecords) -> TestOutcome:
@@ -128,8 +149,13 @@ class TracerEngine:
                 return t.verdict
         return Verdict.FAILED  # no tests: nothing proved the program right
 
-    async def run_tests(self, program: str | bytes, tests: Iterable[str | bytes], limits: Limits | None = None,
-                        deadline_s: float | None = None) -> RunResult:
+    async def run_tests(
+        self,
+        program: str | bytes,
+        tests: Iterable[str | bytes],
+        limits: Limits | None = None,
+        deadline_s: float | None = None,
+    ) -> RunResult:
         program = self._program(program)
         sources = self._tests(tests)
         if not sources:
@@ -140,13 +166,16 @@ class TracerEngine:
         outcomes = [self._outcome(records.tests.get(i), records) for i in range(len(sources))]
         return self._finish(outcomes, records.output)
 
-    async def run_io_tests(self, program: str | bytes, io: IoTests, limits: Limits | None = None,
-                           deadline_s: float | None = None) -> RunResult:
+    async def run_io_tests(
+        self, program: str | bytes, io: IoTests, limits: Limits | None = None, deadline_s: float | None = None
+    ) -> RunResult:
         program = self._program(program)
         if not io.entry_point.isidentifier():
             raise InvalidArgumentError("io_tests.entry_point %r is not a Python identifier" % io.entry_point)
         if len(io.inputs) != len(io.expected):
-            raise InvalidArgumentError("io_tests has %d inputs but %d expected outputs" % (len(io.inputs), len(io.expected)))
+            raise InvalidArgumentError(
+                "io_tests has %d inputs but %d expected outputs" % (len(io.inputs), len(io.expected))
+            )
         if not io.inputs or len(io.inputs) > self.settings.max_io_inputs:
             raise InvalidArgumentError("io_tests needs 1 to %d inputs" % self.settings.max_io_inputs)
         tests = []
@@ -178,21 +207,37 @@ class TracerEngine:
             metrics.VERDICTS.labels(o.verdict.value).inc()
         return RunResult(self._overall(outcomes), outcomes, output)
 
-    async def trace(self, program: str | bytes, test: str | bytes, options: TraceOptions | None = None,
-                    limits: Limits | None = None, deadline_s: float | None = None) -> TraceResult:
+    async def trace(
+        self,
+        program: str | bytes,
+        test: str | bytes,
+        options: TraceOptions | None = None,
+        limits: Limits | None = None,
+        deadline_s: float | None = None,
+    ) -> TraceResult:
         options = options or TraceOptions()
         fmt = self.formats.get(options.format)
         program = self._program(program)
         (source,) = self._tests([test])
         limits = limits or self.limits()
         job = self._job("statements", program, [{"source": source}], limits)
-        job["trace"] = {"max_steps": options.max_steps, "max_value_chars": options.max_value_chars,
-                        "max_items": options.max_items}
+        job["trace"] = {
+            "max_steps": options.max_steps,
+            "max_value_chars": options.max_value_chars,
+            "max_items": options.max_items,
+        }
         records = await self._execute(job, 1, limits, "trace", deadline_s)
         outcome = self._outcome(records.tests.get(0), records)
         metrics.VERDICTS.labels(outcome.verdict.value).inc()
-        events = sorted((TraceEvent(int(e["step"]), str(e["src"]), int(e["line"]), str(e["name"]), str(e["value"]),
-                                    str(e["kind"])) for e in records.events), key=lambda e: e.step)
+        events = sorted(
+            (
+                TraceEvent(
+                    int(e["step"]), str(e["src"]), int(e["line"]), str(e["name"]), str(e["value"]), str(e["kind"])
+                )
+                for e in records.events
+            ),
+            key=lambda e: e.step,
+        )
         truncated = any(e.kind == "truncated" for e in events)
         captured = CapturedTrace(program, source, events, truncated)
         rendered = fmt.render(captured, RenderOptions(options.max_states_per_line))

@@ -5,7 +5,9 @@ from prometheus_client import Counter, Gauge, Histogram
 EXECUTIONS = Counter("next_tracer_executions_total", "Sandboxed executions", ["kind"])
 VERDICTS = Counter("next_tracer_test_verdicts_total", "Per-test verdicts", ["verdict"])
 LATENCY = Histogram(
-    "next_tracer_execution_seconds", "Wall time of one sandboxed execution", ["kind"],
+    "next_tracer_execution_seconds",
+    "Wall time of one sandboxed execution",
+    ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 QUEUED = Gauge("next_tracer_queued_requests", "Requests waiting for a sandbox slot")

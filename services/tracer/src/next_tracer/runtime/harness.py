@@ -26,10 +26,13 @@ import time
 import traceback
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from runtime import plain  # noqa: E402
-from runtime.tracing import ReprLimits, Tracer  # noqa: E402
+if __package__:  # imported as next_tracer.runtime.harness (tests, type checking)
+    from next_tracer.runtime import plain
+    from next_tracer.runtime.tracing import ReprLimits, Tracer
+else:  # run as a script inside the jail, where the runtime directory is all there is
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from runtime import plain  # type: ignore[import-not-found, no-redef]
+    from runtime.tracing import ReprLimits, Tracer  # type: ignore[import-not-found, no-redef]
 
 WORKDIR = "/tmp/work"  # replaced by the job's "workdir" when running unsandboxed
 MAX_MESSAGE = 256 * 1024 * 1024
@@ -232,7 +235,7 @@ class ProgramChild:
         self.output = bytearray()
         self.output_total = 0
         self.alive = True
-        self.steps_seen = 0
+        self._status = 0
         self.events: list[dict[str, Any]] = []
         self.step = 0
 
@@ -241,7 +244,7 @@ class ProgramChild:
         while True:
             if b"\n" in self.pending:
                 line, self.pending = self.pending.split(b"\n", 1)
-                msg = json.loads(line)
+                msg: dict[str, Any] = json.loads(line)
                 if "events" in msg:
                     self.events.extend(msg["events"])
                     continue
@@ -262,7 +265,9 @@ class ProgramChild:
                         self.output += chunk[: 4096 - len(self.output)]
                     if self.output_total > self.limits["output_bytes"]:
                         self.kill()
-                        raise ChildFailure("OUTPUT_LIMIT", "wrote more than %d bytes of output" % self.limits["output_bytes"])
+                        raise ChildFailure(
+                            "OUTPUT_LIMIT", "wrote more than %d bytes of output" % self.limits["output_bytes"]
+                        )
             if self.res_fd in ready:
                 chunk = os.read(self.res_fd, 1 << 20)
                 if not chunk:
@@ -347,7 +352,8 @@ class TestRunner:
             raise ChildFailure("ERROR", msg["program_error"])
         if "memory" in msg:
             raise ChildFailure("MEMORY_LIMIT", "MemoryError while loading the program")
-        return dict(msg["ready"])
+        listing: dict[str, Any] = msg["ready"]
+        return listing
 
     def close(self) -> None:
         if self.child is not None:
@@ -369,7 +375,7 @@ class TestRunner:
         if self.tracer is not None and "step" in reply:
             self.tracer.step = reply["step"]
         if "ok" in reply:
-            for original, after in zip(args, reply.get("args_after", [])):
+            for original, after in zip(args, reply.get("args_after", []), strict=False):
                 _apply_mutation(original, after)
             return plain.decode(reply["ok"])
         if "memory" in reply:
@@ -470,7 +476,10 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
     if trace:
         cfg = job["trace"]
         tracer = Tracer(
-            {"<test>": "test"}, set(), lambda ev: _emit({"events": ev}), ReprLimits(cfg["max_value_chars"], cfg["max_items"]),
+            {"<test>": "test"},
+            set(),
+            lambda ev: _emit({"events": ev}),
+            ReprLimits(cfg["max_value_chars"], cfg["max_items"]),
             max_steps=cfg["max_steps"],
         )
     runner = TestRunner(job, program, tracer)
@@ -529,7 +538,12 @@ def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]
             value = runner.call(entry, tuple(plain.decode(a) for a in test["args"]), {})
             _emit({"test": index, **_result("RETURNED", "", started, value=plain.encode(value))})
         except ChildFailure as exc:
-            if runner.child is not None and not runner.child.alive and exc.status == "ERROR" and "exit status" not in exc.message:
+            if (
+                runner.child is not None
+                and not runner.child.alive
+                and exc.status == "ERROR"
+                and "exit status" not in exc.message
+            ):
                 fatal = exc
             _emit({"test": index, **_result(exc.status, exc.message, started)})
             runner.close()

@@ -121,7 +121,7 @@ def _instance(v: Any, t: type, lim: ReprLimits, depth: int, path: set[int]) -> s
 
 
 class _FrameState:
-    __slots__ = ("src", "last_line", "snap", "pending_exc", "host")
+    __slots__ = ("host", "last_line", "pending_exc", "snap", "src")
 
     def __init__(self, src: str, snap: dict[str, str], host: Any) -> None:
         self.src = src
@@ -261,7 +261,9 @@ class Tracer:
             self._truncate()
             return
         for name, value, kind in changes:
-            self.buffer.append({"step": self.step, "src": src, "line": line, "name": name, "value": value, "kind": kind})
+            self.buffer.append(
+                {"step": self.step, "src": src, "line": line, "name": name, "value": value, "kind": kind}
+            )
         self.step += 1
         if len(self.buffer) >= self.flush_every:
             self.flush()
@@ -273,7 +275,7 @@ class Tracer:
             self.buffer.append({"step": self.step, "src": "", "line": 0, "name": "", "value": "", "kind": "truncated"})
             self.flush()
         sys.settrace(None)
-        f = sys._getframe(1)
+        f: Any = sys._getframe(1)
         while f is not None:
             f.f_trace = None
             f = f.f_back

