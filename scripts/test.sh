@@ -7,7 +7,7 @@ VENV=.venv scripts/gen-protos.sh --check
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e
-.venv/bin/python -m pytest "$@"
+scripts/safety-net.sh .venv/bin/python -m pytest "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

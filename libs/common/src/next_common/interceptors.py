@@ -21,6 +21,11 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 )
 
 
+class _MalformedRequest:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     for error_type, code in STATUS_BY_ERROR:
         if isinstance(exc, error_type):
@@ -41,8 +46,22 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
             return handler
         inner = handler.unary_unary
         method = handler_call_details.method
+        deserialize = handler.request_deserializer
+
+        def safe_deserialize(data: bytes) -> Any:
+            # A request protobuf cannot parse (e.g. a string field that is not UTF-8) would
+            # otherwise surface as INTERNAL; keep the error and answer INVALID_ARGUMENT.
+            try:
+                return deserialize(data) if deserialize else data
+            except Exception as exc:
+                return _MalformedRequest(str(exc))
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if isinstance(request, _MalformedRequest):
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "malformed request (string fields must be valid UTF-8): %s" % request.reason,
+                )
             try:
                 return await inner(request, context)  # type: ignore[arg-type]
             except errors.NextError as exc:
@@ -56,6 +75,6 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,  # grpc.aio accepts coroutine handlers
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=safe_deserialize,
             response_serializer=handler.response_serializer,
         )

@@ -1,0 +1,124 @@
+"""Every verdict, every test shape, and failures that must not erase other tests' verdicts."""
+
+from __future__ import annotations
+
+from next_tracer.engine import TracerEngine
+from next_tracer.model import IoTests, Limits, Verdict
+from next_tracer.sandbox.runner import Sandbox
+from tests.conftest import make_settings
+
+ADD = "def add(a, b):\n    return a + b\n"
+
+
+async def test_passed_and_failed(engine: TracerEngine) -> None:
+    result = await engine.run_tests(ADD, ["assert add(1, 2) == 3", "assert add(1, 1) == 3"])
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.FAILED]
+    assert result.verdict is Verdict.FAILED
+    assert "AssertionError" in result.tests[1].message
+
+
+async def test_all_passed_is_passed(engine: TracerEngine) -> None:
+    result = await engine.run_tests(ADD, ["assert add(1, 2) == 3", "assert add(0, 0) == 0"])
+    assert result.verdict is Verdict.PASSED
+
+
+async def test_error_names_exception(engine: TracerEngine) -> None:
+    program = "def f(x):\n    return [1, 2][x]\n"
+    result = await engine.run_tests(program, ["assert f(5) == 1"])
+    assert result.tests[0].verdict is Verdict.ERROR
+    assert "IndexError" in result.tests[0].message and "out of range" in result.tests[0].message
+
+
+async def test_syntax_error_is_a_result(engine: TracerEngine) -> None:
+    result = await engine.run_tests("def f(:\n  pass\n", ["assert f() is None", "assert True"])
+    assert [t.verdict for t in result.tests] == [Verdict.ERROR, Verdict.ERROR]
+    assert "SyntaxError" in result.tests[0].message
+
+
+async def test_timeout_does_not_erase_other_tests(engine: TracerEngine) -> None:
+    program = "def f(x):\n    while x == 2:\n        pass\n    return x\n"
+    tests = ["assert f(1) == 1", "assert f(2) == 2", "assert f(3) == 3"]
+    result = await engine.run_tests(program, tests, Limits(timeout_s=1.0))
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.TIMEOUT, Verdict.PASSED]
+
+
+async def test_sleep_is_a_timeout(engine: TracerEngine) -> None:
+    program = "import time\ndef f():\n    time.sleep(30)\n"
+    result = await engine.run_tests(program, ["f()"], Limits(timeout_s=0.5))
+    assert result.tests[0].verdict is Verdict.TIMEOUT
+
+
+async def test_memory_limit(engine: TracerEngine) -> None:
+    program = "def f():\n    return len(bytearray(2_000_000_000))\n"
+    result = await engine.run_tests(program, ["assert f() > 0", "assert True"], Limits(timeout_s=5, memory_mb=128))
+    assert [t.verdict for t in result.tests] == [Verdict.MEMORY_LIMIT, Verdict.PASSED]
+
+
+async def test_memory_limit_keeps_threads_working(engine: TracerEngine) -> None:
+    program = (
+        "import threading\ndef f():\n    out = []\n"
+        "    ts = [threading.Thread(target=out.append, args=(i,)) for i in range(8)]\n"
+        "    [t.start() for t in ts]; [t.join() for t in ts]\n    return sorted(out)\n"
+    )
+    result = await engine.run_tests(program, ["assert f() == list(range(8))"], Limits(timeout_s=5, memory_mb=256))
+    assert result.verdict is Verdict.PASSED, result.tests[0].message
+
+
+async def test_output_limit(engine: TracerEngine) -> None:
+    program = "def f():\n    while True:\n        print('x' * 1000)\n"
+    result = await engine.run_tests(program, ["f()", "assert True"], Limits(timeout_s=5, output_bytes=50_000))
+    assert [t.verdict for t in result.tests] == [Verdict.OUTPUT_LIMIT, Verdict.PASSED]
+
+
+async def test_crash_by_signal(engine: TracerEngine) -> None:
+    program = "import ctypes\ndef f():\n    return ctypes.string_at(0)\n"
+    result = await engine.run_tests(program, ["f()", "assert True"])
+    assert result.tests[0].verdict is Verdict.CRASHED
+    assert "SIGSEGV" in result.tests[0].message
+    assert result.tests[1].verdict is Verdict.PASSED
+
+
+async def test_sandbox_error_when_the_jail_cannot_run() -> None:
+    settings = make_settings(python="/nonexistent/python3")
+    engine = TracerEngine(settings, sandbox=Sandbox(settings))
+    result = await engine.run_tests(ADD, ["assert add(1, 2) == 3"])
+    assert result.tests[0].verdict is Verdict.SANDBOX_ERROR
+
+
+async def test_humaneval_check_script_shape(engine: TracerEngine) -> None:
+    test = (
+        "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert abs(candidate(0.1, 0.2) - 0.3) < 1e-9\n\n"
+        "check(add)\n"
+    )
+    assert (await engine.run_tests(ADD, [test])).verdict is Verdict.PASSED
+    bad = "def add(a, b):\n    return a - b\n"
+    assert (await engine.run_tests(bad, [test])).verdict is Verdict.FAILED
+
+
+async def test_mutation_of_arguments_is_visible_to_the_test(engine: TracerEngine) -> None:
+    program = "def push(xs, v):\n    xs.append(v)\n"
+    result = await engine.run_tests(program, ["xs = [1]\npush(xs, 2)\nassert xs == [1, 2]"])
+    assert result.verdict is Verdict.PASSED, result.tests[0].message
+
+
+async def test_program_exceptions_can_be_expected_by_tests(engine: TracerEngine) -> None:
+    program = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n"
+    test = "try:\n    f(-1)\n    raise AssertionError('no error')\nexcept ValueError as e:\n    assert 'negative' in str(e)\n"
+    assert (await engine.run_tests(program, [test])).verdict is Verdict.PASSED
+
+
+async def test_io_tests_with_tolerance_and_a_hang(engine: TracerEngine) -> None:
+    program = "def f(x):\n    while x == 3:\n        pass\n    return x / 3 if x != 4 else (x,)\n"
+    io = IoTests("f", [[1], [2], [3], [4], [5]], [1 / 3 + 1e-9, 0.5, 1.0, (4,), 5 / 3], atol=1e-6)
+    result = await engine.run_io_tests(program, io, Limits(timeout_s=1.0))
+    assert [t.verdict for t in result.tests] == [
+        Verdict.PASSED, Verdict.FAILED, Verdict.TIMEOUT, Verdict.PASSED, Verdict.PASSED,
+    ]
+    assert "expected 0.5" in result.tests[1].message
+
+
+async def test_io_exact_types(engine: TracerEngine) -> None:
+    program = "def f(x):\n    return [x] if x else (x,)\n"
+    io = IoTests("f", [[1], [0]], [[1], [0]])
+    result = await engine.run_io_tests(program, io)
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.FAILED]
