@@ -143,7 +143,7 @@ async def test_infinite_loop_keeps_a_partial_trace(engine: TracerEngine) -> None
     program = "def f():\n    i = 0\n    while True:\n        i += 1\n"
     result = await engine.trace(program, "f()", TraceOptions(max_steps=1_000_000), Limits(timeout_s=1))
     assert result.test.verdict is Verdict.TIMEOUT
-    assert "i = 0  # (1) i=0;" in result.rendered
+    assert "i = 0  # (0) i=0;" in result.rendered
 
 
 async def test_exception_inside_the_program(engine: TracerEngine) -> None:

@@ -371,7 +371,13 @@ class TestRunner:
         if self.tracer is not None:
             self.tracer.flush()
         child.send({"call": name, "args": enc_args, "kwargs": enc_kwargs, "want_args": self.want_args, "step": step})
-        reply = child.receive(self.deadline)
+        try:
+            reply = child.receive(self.deadline)
+        except ChildFailure:
+            if self.tracer is not None and child.events:
+                # The child died mid-call: continue numbering after the last step it reported.
+                self.tracer.step = max(self.tracer.step, max(e["step"] for e in child.events) + 1)
+            raise
         if self.tracer is not None and "step" in reply:
             self.tracer.step = reply["step"]
         if "ok" in reply:
@@ -481,6 +487,7 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
             lambda ev: _emit({"events": ev}),
             ReprLimits(cfg["max_value_chars"], cfg["max_items"]),
             max_steps=cfg["max_steps"],
+            ignore_exceptions=(ChildFailure,),
         )
     runner = TestRunner(job, program, tracer)
     runner.deadline = time.monotonic() + job["limits"]["timeout_s"]

@@ -150,7 +150,9 @@ class Tracer:
         max_steps: int = 10_000,
         max_line_events: int = 1_000_000,
         flush_every: int = 256,
+        ignore_exceptions: tuple[type[BaseException], ...] = (),
     ) -> None:
+        self.ignore_exceptions = ignore_exceptions
         self.sources = sources  # code filename -> "program" | "test"
         self.skip_codes = skip_codes
         self.emit = emit
@@ -250,6 +252,8 @@ class Tracer:
                 self.frames.pop(id(frame), None)
         elif event == "exception":
             exc = arg[1]
+            if isinstance(exc, self.ignore_exceptions):
+                return self._local
             is_module = frame.f_code.co_name == "<module>" and state.src == "test"
             if id(exc) not in self.seen_exceptions or is_module:
                 self.seen_exceptions.add(id(exc))
