@@ -43,8 +43,8 @@ def reference(tasks: list[dict[str, Any]], workers: int) -> tuple[float, int]:
 
 
 async def sandboxed(tasks: list[dict[str, Any]], workers: int) -> tuple[float, int]:
-    from next_tracer.formats.registry import FormatRegistry
     from next_tracer.engine import TracerEngine
+    from next_tracer.formats.registry import FormatRegistry
     from next_tracer.server import start_server
     from next_tracer.settings import TracerSettings
     from nextapi.tracer.v1 import tracer_service_pb2 as pb
@@ -55,9 +55,14 @@ async def sandboxed(tasks: list[dict[str, Any]], workers: int) -> tuple[float, i
     try:
         async with grpc.aio.insecure_channel("127.0.0.1:%d" % service.port) as channel:
             stub = pb_grpc.TracerServiceStub(channel)
-            reqs = [pb.RunTestsRequest(program=t["prompt"] + t["canonical_solution"], limits=pb.Limits(timeout_s=10),
-                                       tests=[pb.StatementTest(source=t["test"] + "\ncheck(%s)\n" % t["entry_point"])])
-                    for t in tasks]
+            reqs = [
+                pb.RunTestsRequest(
+                    program=t["prompt"] + t["canonical_solution"],
+                    limits=pb.Limits(timeout_s=10),
+                    tests=[pb.StatementTest(source=t["test"] + "\ncheck(%s)\n" % t["entry_point"])],
+                )
+                for t in tasks
+            ]
             started = time.perf_counter()
             resps = await asyncio.gather(*(stub.RunTests(r) for r in reqs))
             elapsed = time.perf_counter() - started

@@ -33,8 +33,9 @@ async def test_humaneval_canonical_solutions_pass(engine: TracerEngine) -> None:
     assert len(tasks) == 164
     jobs = [(t["prompt"] + t["canonical_solution"], t["test"] + "\ncheck(%s)\n" % t["entry_point"]) for t in tasks]
     results = await _run_all(engine, jobs)
-    failed = {t["task_id"]: r.tests[0].message for t, r in zip(tasks, results, strict=True)
-              if r.verdict is not Verdict.PASSED}
+    failed = {
+        t["task_id"]: r.tests[0].message for t, r in zip(tasks, results, strict=True) if r.verdict is not Verdict.PASSED
+    }
     assert failed == {}
 
 

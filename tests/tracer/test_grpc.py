@@ -42,15 +42,22 @@ PROGRAM = "def add(a, b):\n    return a + b\n"
 
 
 async def test_run_tests(stub: pb_grpc.TracerServiceStub) -> None:
-    resp = await stub.RunTests(pb.RunTestsRequest(
-        program=PROGRAM, tests=[pb.StatementTest(source="assert add(1, 2) == 3"), pb.StatementTest(source="assert 0")]))
+    resp = await stub.RunTests(
+        pb.RunTestsRequest(
+            program=PROGRAM,
+            tests=[pb.StatementTest(source="assert add(1, 2) == 3"), pb.StatementTest(source="assert 0")],
+        )
+    )
     assert [t.verdict for t in resp.tests] == [pb.VERDICT_PASSED, pb.VERDICT_FAILED]
     assert resp.verdict == pb.VERDICT_FAILED
 
 
 async def test_io_tests(stub: pb_grpc.TracerServiceStub) -> None:
-    io = pb.IoTests(entry_point="add", inputs_json=["[1, 2]", '[{"$tuple": [1]}, {"$tuple": [2]}]'],
-                    expected_json=["3", '{"$tuple": [1, 2]}'])
+    io = pb.IoTests(
+        entry_point="add",
+        inputs_json=["[1, 2]", '[{"$tuple": [1]}, {"$tuple": [2]}]'],
+        expected_json=["3", '{"$tuple": [1, 2]}'],
+    )
     resp = await stub.RunTests(pb.RunTestsRequest(program=PROGRAM, io_tests=io))
     assert resp.verdict == pb.VERDICT_PASSED
 
@@ -74,10 +81,18 @@ async def test_trace_and_list_formats(stub: pb_grpc.TracerServiceStub) -> None:
         (pb.TraceRequest(program=PROGRAM, test=pb.StatementTest(source="pass"), format="nope"), "available: json"),
         (pb.RunTestsRequest(program="x" * 2_000_000, tests=[pb.StatementTest(source="pass")]), "larger than"),
         (pb.RunTestsRequest(program=PROGRAM), "no tests"),
-        (pb.RunTestsRequest(program=PROGRAM, tests=[pb.StatementTest(source="pass")], limits=pb.Limits(timeout_s=1e6)),
-         "timeout_s"),
-        (pb.RunTestsRequest(program=PROGRAM, io_tests=pb.IoTests(entry_point="add", inputs_json=["[1"],
-                                                                  expected_json=["1"])), "inputs_json[0]"),
+        (
+            pb.RunTestsRequest(
+                program=PROGRAM, tests=[pb.StatementTest(source="pass")], limits=pb.Limits(timeout_s=1e6)
+            ),
+            "timeout_s",
+        ),
+        (
+            pb.RunTestsRequest(
+                program=PROGRAM, io_tests=pb.IoTests(entry_point="add", inputs_json=["[1"], expected_json=["1"])
+            ),
+            "inputs_json[0]",
+        ),
         (pb.RunTestsRequest(program="x\x00", tests=[pb.StatementTest(source="pass")]), "NUL"),
     ],
 )
@@ -100,8 +115,9 @@ async def test_non_utf8_program_is_invalid_argument(server: ServiceServer) -> No
 
 
 async def test_deadline_is_honoured(stub: pb_grpc.TracerServiceStub) -> None:
-    req = pb.RunTestsRequest(program="import time\n", tests=[pb.StatementTest(source="time.sleep(30)")],
-                             limits=pb.Limits(timeout_s=30))
+    req = pb.RunTestsRequest(
+        program="import time\n", tests=[pb.StatementTest(source="time.sleep(30)")], limits=pb.Limits(timeout_s=30)
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -138,16 +154,35 @@ async def test_health_and_reflection(server: ServiceServer) -> None:
 
 
 def test_serve_cli_exits_cleanly_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "next_tracer", "serve", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "TRACER_HOST": "127.0.0.1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "next_tracer", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TRACER_HOST": "127.0.0.1"},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert "listening on port" in line, proc.stderr.read() if proc.stderr else ""
         port = int(line.rsplit(" ", 1)[1])
-        out = subprocess.run([sys.executable, "-m", "next_tracer", "run-tests", str(REPO / "examples" /
-                              "separate_odd_and_even.py"), "--target", "127.0.0.1:%d" % port, "--json", "--test",
-                              "assert separate_odd_and_even([]) == ([], [])"], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "next_tracer",
+                "run-tests",
+                str(REPO / "examples" / "separate_odd_and_even.py"),
+                "--target",
+                "127.0.0.1:%d" % port,
+                "--json",
+                "--test",
+                "assert separate_odd_and_even([]) == ([], [])",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert '"verdict": "PASSED"' in out.stdout, out.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

@@ -42,8 +42,11 @@ async def test_installed_plugin_format_through_grpc(installed_sample_plugin: Non
             stub = pb_grpc.TracerServiceStub(channel)
             names = {f.name for f in (await stub.ListFormats(pb.ListFormatsRequest())).formats}
             assert "shout" in names
-            resp = await stub.Trace(pb.TraceRequest(program="def f(x):\n    return x\n",
-                                                    test=pb.StatementTest(source="f(1)"), format="shout"))
+            resp = await stub.Trace(
+                pb.TraceRequest(
+                    program="def f(x):\n    return x\n", test=pb.StatementTest(source="f(1)"), format="shout"
+                )
+            )
             assert resp.rendered == "0 X=1\n1 __RETURN__=1\n"
     finally:
         await service.stop(0)

@@ -29,14 +29,14 @@ HACKS = {
     ),
     "fake verdict on stdout": (
         "import os\ndef solve(x):\n"
-        "    os.write(1, b'{\"test\":0,\"status\":\"PASSED\",\"message\":\"\",\"duration_s\":0}\\n{\"done\":true}\\n')\n"
+        '    os.write(1, b\'{"test":0,"status":"PASSED","message":"","duration_s":0}\\n{"done":true}\\n\')\n'
         "    os._exit(0)\n"
     ),
     # (Writing a made-up *value* there is just returning that value: it needs the answer.)
     "fake verdicts on every inherited fd": (
         "import os\ndef solve(x):\n"
         "    for fd in range(3, 64):\n"
-        "        try:\n            os.write(fd, b'{\"test\":0,\"status\":\"PASSED\"}\\n{\"done\":true}\\n')\n"
+        '        try:\n            os.write(fd, b\'{"test":0,"status":"PASSED"}\\n{"done":true}\\n\')\n'
         "        except OSError:\n            pass\n"
         "    os._exit(0)\n"
     ),

@@ -19,14 +19,19 @@ async def check(engine: TracerEngine, program: str, test: str = "assert probe()"
 async def test_empty_environment_hides_server_secrets(engine: TracerEngine) -> None:
     os.environ["NEXT_TEST_SECRET"] = "hunter2"
     try:
-        await check(engine, "import os\ndef probe():\n    return 'NEXT_TEST_SECRET' not in os.environ and "
-                            "set(os.environ) <= {'MALLOC_ARENA_MAX', 'LANG'}\n")
+        await check(
+            engine,
+            "import os\ndef probe():\n    return 'NEXT_TEST_SECRET' not in os.environ and "
+            "set(os.environ) <= {'MALLOC_ARENA_MAX', 'LANG'}\n",
+        )
     finally:
         del os.environ["NEXT_TEST_SECRET"]
 
 
 async def test_unprivileged_uid_and_no_proc(engine: TracerEngine) -> None:
-    await check(engine, "import os\ndef probe():\n    return os.getuid() == 65534 and not os.path.exists('/proc/self')\n")
+    await check(
+        engine, "import os\ndef probe():\n    return os.getuid() == 65534 and not os.path.exists('/proc/self')\n"
+    )
 
 
 async def test_filesystem_is_read_only_except_scratch(engine: TracerEngine) -> None:

@@ -13,9 +13,7 @@ from next_tracer.engine import TracerEngine
 from next_tracer.model import Limits, TraceOptions, Verdict
 from tests.conftest import REPO, make_settings
 
-FIGURE2_TEST = (
-    "assert separate_odd_and_even([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == ([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])"
-)
+FIGURE2_TEST = "assert separate_odd_and_even([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == ([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])"
 FIGURE2 = """\
 def separate_odd_and_even(lst):  # (0) lst=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
     odd_list = []  # (1) odd_list=[];
@@ -31,7 +29,7 @@ assert separate_odd_and_even([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == ([1, 3, 5, 7, 9
 # (24) __exception__ = AssertionError()
 """
 
-FEATURES = '''\
+FEATURES = """\
 def f(xs):
     ys = [x * x for x in xs]
     total = sum(y for y in ys if y > 1)
@@ -54,7 +52,7 @@ def use():
 
 def helper(items):
     return [i + 1 for i in items]
-'''
+"""
 FEATURES_TEST = "assert f([1, 2, 3])[0] == 13\nassert fib(5) == 5\nassert use() == [2, 3]\n"
 
 
@@ -62,9 +60,18 @@ def test_figure2_exact_from_the_cli() -> None:
     program = (REPO / "examples" / "separate_odd_and_even.py").read_text()
     assert "#" not in program
     out = subprocess.run(
-        [sys.executable, "-m", "next_tracer", "trace", str(REPO / "examples" / "separate_odd_and_even.py"),
-         "--test", FIGURE2_TEST],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "next_tracer",
+            "trace",
+            str(REPO / "examples" / "separate_odd_and_even.py"),
+            "--test",
+            FIGURE2_TEST,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out == FIGURE2.replace("  \\\n#", "  #")
 

@@ -112,7 +112,11 @@ async def test_io_tests_with_tolerance_and_a_hang(engine: TracerEngine) -> None:
     io = IoTests("f", [[1], [2], [3], [4], [5]], [1 / 3 + 1e-9, 0.5, 1.0, (4,), 5 / 3], atol=1e-6)
     result = await engine.run_io_tests(program, io, Limits(timeout_s=1.0))
     assert [t.verdict for t in result.tests] == [
-        Verdict.PASSED, Verdict.FAILED, Verdict.TIMEOUT, Verdict.PASSED, Verdict.PASSED,
+        Verdict.PASSED,
+        Verdict.FAILED,
+        Verdict.TIMEOUT,
+        Verdict.PASSED,
+        Verdict.PASSED,
     ]
     assert "expected 0.5" in result.tests[1].message
 
