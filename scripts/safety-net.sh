@@ -5,7 +5,9 @@
 set -euo pipefail
 if [[ "${NEXT_SAFETY_NET:-}" == "inside" ]]; then
   ip link set lo up
-  exec "$@"
+  # Stay as PID 1 (bash reaps orphans, e.g. a jail's init killed with its nsjail) instead of exec.
+  "$@"
+  exit $?
 fi
 NAME="next-tests-$$"
 for ctl in pids memory; do

@@ -22,6 +22,7 @@ from next_tracer.servicer import SERVICE_NAME
 from nextapi.tracer.v1 import tracer_service_pb2 as pb
 from nextapi.tracer.v1 import tracer_service_pb2_grpc as pb_grpc
 from tests.conftest import REPO, make_settings
+from tests.tracer.test_sandbox import _jailed_processes
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,12 @@ async def test_deadline_is_honoured(stub: pb_grpc.TracerServiceStub) -> None:
         await stub.RunTests(req, timeout=1.0)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert loop.time() - started < 10
+    # the jail was killed with the RPC, not left sleeping
+    for _ in range(50):
+        if not _jailed_processes():
+            break
+        await asyncio.sleep(0.1)
+    assert _jailed_processes() == []
 
 
 async def test_full_queue_is_resource_exhausted() -> None:

@@ -127,7 +127,7 @@ def _jailed_processes() -> list[str]:
                 status = fh.read()
         except OSError:
             continue
-        if "\nUid:\t65534" in status:
+        if "\nUid:\t65534" in status and "\nState:\tZ" not in status:  # zombies are already dead
             found.append(pid)
     return found
 

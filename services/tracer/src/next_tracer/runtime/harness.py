@@ -569,6 +569,11 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def main() -> None:
     global WORKDIR
+    if os.getpid() == 1:
+        # Die with nsjail: when the server kills it at a deadline, the whole jail must go too.
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     job = json.loads(sys.stdin.buffer.read())
     WORKDIR = job.get("workdir") or WORKDIR
     _clean_jail()
