@@ -195,3 +195,13 @@ def test_serve_cli_exits_cleanly_on_sigterm() -> None:
         assert proc.wait(timeout=20) == 0
     finally:
         proc.kill()
+
+
+async def test_metrics_count_executions_and_verdicts(stub: pb_grpc.TracerServiceStub) -> None:
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("next_tracer_test_verdicts_total", {"verdict": "PASSED"}) or 0.0
+    await stub.RunTests(pb.RunTestsRequest(program=PROGRAM, tests=[pb.StatementTest(source="assert add(1, 1) == 2")]))
+    after = REGISTRY.get_sample_value("next_tracer_test_verdicts_total", {"verdict": "PASSED"})
+    assert after == before + 1
+    assert (REGISTRY.get_sample_value("next_tracer_executions_total", {"kind": "run_tests"}) or 0) >= 1

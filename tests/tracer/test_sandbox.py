@@ -145,3 +145,18 @@ async def test_file_size_limit(engine: TracerEngine) -> None:
         "        return False\n    except OSError:\n        return True\n"
     )
     await check(engine, program)
+
+
+async def test_open_files_limit(engine: TracerEngine) -> None:
+    program = (
+        "def probe():\n    files = []\n    try:\n        for i in range(1000):\n"
+        "            files.append(open('f%d' % i, 'w'))\n    except OSError as e:\n        return e.errno == 24 and len(files) < 100\n"
+        "    return False\n"
+    )
+    await check(engine, program)
+
+
+async def test_cpu_time_limit_backstop(engine: TracerEngine) -> None:
+    # The kernel's CPU limit ends a busy loop even if the harness's wall clock were not watching.
+    program = "import resource\ndef probe():\n    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)\n    return 0 < hard <= 10\n"
+    await check(engine, program)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 import grpc
@@ -68,7 +69,8 @@ def _outcome(t: pb.TestResult) -> TestOutcome:
 class GrpcTracerClient:
     """Talks to a tracer server over gRPC."""
 
-    def __init__(self, target: str, timeout_s: float | None = 600.0) -> None:
+    def __init__(self, target: str, timeout_s: float | None = 600.0, max_request_bytes: int = 32 << 20) -> None:
+        self.max_request_bytes = max_request_bytes
         self.channel = grpc.aio.insecure_channel(
             target, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
         )
@@ -83,18 +85,36 @@ class GrpcTracerClient:
         return RunResult(verdict_from_proto(resp.verdict), [_outcome(t) for t in resp.tests], resp.output)
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult:
-        req = pb.RunTestsRequest(
-            program=program,
-            limits=_limits(limits),
-            io_tests=pb.IoTests(
-                entry_point=io.entry_point,
-                inputs_json=[plain.dumps(a) for a in io.inputs],
-                expected_json=[plain.dumps(e) for e in io.expected],
-                atol=io.atol,
-            ),
-        )
-        resp = await self.stub.RunTests(req, timeout=self.timeout_s)
-        return RunResult(verdict_from_proto(resp.verdict), [_outcome(t) for t in resp.tests], resp.output)
+        """Large suites are split into requests of at most ``max_request_bytes`` (run concurrently)."""
+        inputs = [plain.dumps(a) for a in io.inputs]
+        expected = [plain.dumps(e) for e in io.expected]
+        chunks: list[tuple[int, int]] = []
+        start, size = 0, len(program)
+        for i in range(len(inputs)):
+            item = len(inputs[i]) + len(expected[i]) + 16
+            if i > start and size + item > self.max_request_bytes:
+                chunks.append((start, i))
+                start, size = i, len(program)
+            size += item
+        chunks.append((start, len(inputs)))
+        requests = [
+            pb.RunTestsRequest(
+                program=program,
+                limits=_limits(limits),
+                io_tests=pb.IoTests(
+                    entry_point=io.entry_point, inputs_json=inputs[a:b], expected_json=expected[a:b], atol=io.atol
+                ),
+            )
+            for a, b in chunks
+        ]
+        responses = await asyncio.gather(*(self.stub.RunTests(r, timeout=self.timeout_s) for r in requests))
+        tests = [_outcome(t) for resp in responses for t in resp.tests]
+        verdict = verdict_from_proto(pb.VERDICT_PASSED)
+        for t in tests:
+            if t.verdict is not verdict:
+                verdict = t.verdict
+                break
+        return RunResult(verdict, tests, "".join(r.output for r in responses)[:4096])
 
     async def trace(
         self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None

@@ -136,7 +136,10 @@ def _child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: int, out_fd: 
             pending += chunk
         line, pending = pending.split(b"\n", 1)
         cmd = json.loads(line)
-        _serve_call(cmd, ns, res_fd, tracer)
+        if "batch" in cmd:
+            _serve_batch(cmd, ns, res_fd)
+        else:
+            _serve_call(cmd, ns, res_fd, tracer)
 
 
 def _listing(ns: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +158,29 @@ def _listing(ns: dict[str, Any]) -> dict[str, Any]:
             except plain.NotPlainError:
                 out[name] = {"opaque": t.__name__}
     return out
+
+
+def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
+    """Call the entry point on each input in turn, writing one reply per input as it finishes."""
+    fn = ns.get(cmd["batch"])
+    for raw in cmd["inputs"]:
+        try:
+            if fn is None or not callable(fn):
+                raise NameError("the program defines no function %r" % cmd["batch"])
+            result = fn(*[plain.decode(a) for a in raw])
+            reply: dict[str, Any] = {"ok": plain.encode(result)}
+        except MemoryError:
+            reply = {"memory": True}
+        except plain.NotPlainError as exc:
+            reply = {"unplain": exc.type_name}
+        except SystemExit as exc:
+            reply = {"exit": repr(exc.code)[:MESSAGE_CHARS]}
+        except BaseException as exc:
+            reply = {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
+        try:
+            _send(res_fd, reply)
+        except MemoryError:
+            _send(res_fd, {"memory": True})
 
 
 def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tracer | None) -> None:
@@ -254,6 +280,7 @@ class ProgramChild:
             if len(self.pending) > MAX_MESSAGE:
                 self.kill()
                 raise ChildFailure("OUTPUT_LIMIT", "the program returned a value larger than the result limit")
+            _flush_emitted()  # results buffered while the child's replies kept coming
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
@@ -547,44 +574,68 @@ def _forward_child_events(child: ProgramChild, tracer: Tracer | None) -> None:
 
 
 def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]]) -> None:
-    """EvalPlus-style inputs: one child runs them in order; a failure respawns it."""
+    """EvalPlus-style inputs: one child runs them in order, each with its own time limit.
+
+    The inputs go to the child in one message and it answers input by input; a timeout,
+    crash or exit ends that input only: a fresh child continues with the next one.
+    """
     entry = job["entry_point"]
-    runner = TestRunner(job, program, None)
-    runner.want_args = False
-    fatal: ChildFailure | None = None
-    for index, test in enumerate(tests):
+    timeout = job["limits"]["timeout_s"]
+    index = 0
+    while index < len(tests):
+        runner = TestRunner(job, program, None)
         started = time.monotonic()
-        if fatal is not None:
-            _emit({"test": index, **_result(fatal.status, fatal.message, started)})
-            continue
+        loaded = False
         try:
-            if runner.child is None or not runner.child.alive:
-                runner.close()
-                runner.deadline = time.monotonic() + job["limits"]["timeout_s"]
-                runner.spawn()
-            runner.deadline = time.monotonic() + job["limits"]["timeout_s"]
-            value = runner.call(entry, tuple(plain.decode(a) for a in test["args"]), {})
-            _emit({"test": index, **_result("RETURNED", "", started, value=plain.encode(value))})
+            runner.deadline = started + timeout
+            runner.spawn()
+            loaded = True
+            child = runner.child
+            assert child is not None
+            child.send({"batch": entry, "inputs": [t["args"] for t in tests[index:]]})
+            while index < len(tests):
+                reply = child.receive(started + timeout)
+                _emit_call_result(index, reply, started, buffered=True)
+                index += 1
+                started = time.monotonic()
         except ChildFailure as exc:
-            if (
-                runner.child is not None
-                and not runner.child.alive
-                and exc.status == "ERROR"
-                and "exit status" not in exc.message
-            ):
-                fatal = exc
-            _emit({"test": index, **_result(exc.status, exc.message, started)})
+            # A program that cannot even load fails every remaining input the same way.
+            last = len(tests) if not loaded else index + 1
+            for failed in range(index, last):
+                _emit({"test": failed, **_result(exc.status, exc.message, started)}, flush=False)
+            index = last
+        finally:
             runner.close()
-        except BaseException as exc:
-            _emit({"test": index, **_result("ERROR", _describe(exc), started)})
-    runner.close()
+
+
+def _emit_call_result(index: int, reply: dict[str, Any], started: float, buffered: bool) -> None:
+    if "ok" in reply:
+        # Re-encoding validates the child's reply: only plain data goes on to the server.
+        value = plain.encode(plain.decode(reply["ok"]))
+        _emit({"test": index, **_result("RETURNED", "", started, value=value)}, flush=not buffered)
+    elif "memory" in reply:
+        _emit({"test": index, **_result("MEMORY_LIMIT", "memory limit exceeded (MemoryError)", started)})
+    elif "unplain" in reply:
+        message = "returned a %s object; only plain builtin data can be checked" % reply["unplain"]
+        _emit({"test": index, **_result("FAILED", message, started)})
+    elif "exit" in reply:
+        message = "the program called exit(%s) before the test finished" % reply["exit"]
+        _emit({"test": index, **_result("ERROR", message, started)})
+    else:
+        exc_type, message = reply["raise"]
+        _emit({"test": index, **_result("ERROR", "%s: %s" % (exc_type, message) if message else exc_type, started)})
 
 
 _OUT: Any = sys.stdout.buffer
 
 
-def _emit(obj: dict[str, Any]) -> None:
+def _emit(obj: dict[str, Any], flush: bool = True) -> None:
     _OUT.write((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+    if flush:
+        _OUT.flush()
+
+
+def _flush_emitted() -> None:
     _OUT.flush()
 
 
@@ -665,7 +716,7 @@ def serve() -> None:
                 r, w = os.pipe()
                 os.close(w)
                 os.dup2(r, 0)
-                _OUT = os.fdopen(1, "wb", buffering=0)
+                _OUT = os.fdopen(1, "wb")
                 run_job(job)
             except BaseException:
                 try:

@@ -16,7 +16,7 @@ import math
 import types
 from typing import Any
 
-MAX_ITEMS = 100_000
+MAX_ITEMS = 5_000_000  # items in one value; the byte size is capped by the message limits
 MAX_DEPTH = 64
 MAX_ITER_ITEMS = 10_000
 
