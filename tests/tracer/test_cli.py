@@ -40,7 +40,7 @@ def test_run_tests_json_shape_and_order(tmp_path: Path) -> None:
 
 
 def test_trace_json_and_unknown_format() -> None:
-    out = cli("trace", EXAMPLE, "--test", "assert separate_odd_and_even([1]) == ([], [1])", "--json")
+    out = cli("trace", EXAMPLE, "--test", "assert separate_odd_and_even([1]) == ([1], [])", "--json")
     result = json.loads(out.stdout)
     assert result["verdict"] == "FAILED" and result["events"] and result["rendered"].startswith("def ")
     bad = cli("trace", EXAMPLE, "--test", "pass", "--format", "nope")

@@ -17,6 +17,14 @@ def _number(v: Any) -> bool:
 
 
 def outputs_match(actual: Any, expected: Any, atol: float = 0.0) -> bool:
+    # Both sides are builtin data built by trusted code, so C-level equality is safe; it is
+    # EvalPlus's own first test (``out == exp``) and the fast path for large outputs.
+    if actual == expected:
+        return True
+    return _close(actual, expected, atol)
+
+
+def _close(actual: Any, expected: Any, atol: float) -> bool:
     if type(expected) is float or (type(actual) is float and _number(expected)):
         if not (_number(actual) and _number(expected)):
             return False
@@ -30,7 +38,7 @@ def outputs_match(actual: Any, expected: Any, atol: float = 0.0) -> bool:
         return False
     if type(expected) in (list, tuple):
         pairs = zip(actual, expected, strict=False)
-        return len(actual) == len(expected) and all(outputs_match(a, e, atol) for a, e in pairs)
+        return len(actual) == len(expected) and all(_close(a, e, atol) for a, e in pairs)
     if type(expected) is dict:
-        return actual.keys() == expected.keys() and all(outputs_match(actual[k], expected[k], atol) for k in expected)
+        return actual.keys() == expected.keys() and all(_close(actual[k], expected[k], atol) for k in expected)
     return bool(actual == expected)

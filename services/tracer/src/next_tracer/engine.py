@@ -194,7 +194,11 @@ class TracerEngine:
         for i, expected in enumerate(io.expected):
             record = records.tests.get(i)
             if record is not None and record["status"] == "RETURNED":
-                actual = plain.decode(record["value"])
+                try:
+                    actual = plain.decode(json.loads(record["value_raw"]))
+                except (KeyError, ValueError, TypeError, RecursionError):
+                    outcomes.append(TestOutcome(Verdict.ERROR, "the program process sent a malformed value"))
+                    continue
                 ok = outputs_match(actual, expected, io.atol)
                 message = "" if ok else "returned %s, expected %s" % (_short(actual), _short(expected))
                 outcomes.append(TestOutcome(Verdict.PASSED if ok else Verdict.FAILED, message, record["duration_s"]))

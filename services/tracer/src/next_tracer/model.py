@@ -115,3 +115,4 @@ class JobRecords:
     output: str = ""
     done: bool = False
     failure: str = ""
+    value_for: int | None = None  # a RETURNED header was read; its value line comes next

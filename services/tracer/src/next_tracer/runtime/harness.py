@@ -15,6 +15,7 @@ Standard library only.
 from __future__ import annotations
 
 import builtins
+import collections
 import json
 import os
 import resource
@@ -67,7 +68,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _send(fd: int, obj: Any) -> None:
-    data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+    _write_all(fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+
+
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -163,12 +167,15 @@ def _listing(ns: dict[str, Any]) -> dict[str, Any]:
 def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
     """Call the entry point on each input in turn, writing one reply per input as it finishes."""
     fn = ns.get(cmd["batch"])
+    reply: dict[str, Any]
     for raw in cmd["inputs"]:
         try:
             if fn is None or not callable(fn):
                 raise NameError("the program defines no function %r" % cmd["batch"])
             result = fn(*[plain.decode(a) for a in raw])
-            reply: dict[str, Any] = {"ok": plain.encode(result)}
+            line = b"V" + json.dumps(plain.encode(result), separators=(",", ":")).encode() + b"\n"
+            _write_all(res_fd, line)
+            continue
         except MemoryError:
             reply = {"memory": True}
         except plain.NotPlainError as exc:
@@ -177,10 +184,7 @@ def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
             reply = {"exit": repr(exc.code)[:MESSAGE_CHARS]}
         except BaseException as exc:
             reply = {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
-        try:
-            _send(res_fd, reply)
-        except MemoryError:
-            _send(res_fd, {"memory": True})
+        _send(res_fd, reply)
 
 
 def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tracer | None) -> None:
@@ -259,7 +263,9 @@ class ProgramChild:
         self.cmd_fd = cmd_w
         self.res_fd = res_r
         self.out_fd = out_r
-        self.pending = b""
+        self.lines: collections.deque[bytes] = collections.deque()
+        self.partial: list[bytes] = []
+        self.partial_len = 0
         self.output = bytearray()
         self.output_total = 0
         self.alive = True
@@ -269,15 +275,19 @@ class ProgramChild:
 
     def receive(self, deadline: float) -> dict[str, Any]:
         """Next message from the child; raises ChildFailure on timeout, limits or death."""
+        msg: dict[str, Any] = json.loads(self.receive_raw(deadline))
+        return msg
+
+    def receive_raw(self, deadline: float) -> bytes:
+        """Next reply line from the child, unparsed (trace events are collected on the way)."""
         while True:
-            if b"\n" in self.pending:
-                line, self.pending = self.pending.split(b"\n", 1)
-                msg: dict[str, Any] = json.loads(line)
-                if "events" in msg:
-                    self.events.extend(msg["events"])
+            while self.lines:
+                line = self.lines.popleft()
+                if line.startswith(b'{"events"'):
+                    self.events.extend(json.loads(line)["events"])
                     continue
-                return msg
-            if len(self.pending) > MAX_MESSAGE:
+                return line
+            if self.partial_len > MAX_MESSAGE:
                 self.kill()
                 raise ChildFailure("OUTPUT_LIMIT", "the program returned a value larger than the result limit")
             _flush_emitted()  # results buffered while the child's replies kept coming
@@ -301,7 +311,19 @@ class ProgramChild:
                 chunk = os.read(self.res_fd, 1 << 20)
                 if not chunk:
                     raise self._death()
-                self.pending += chunk
+                self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
+        # Joins a long message once, when its newline arrives (no quadratic re-scanning).
+        if b"\n" not in chunk:
+            self.partial.append(chunk)
+            self.partial_len += len(chunk)
+            return
+        parts = chunk.split(b"\n")
+        self.lines.append(b"".join(self.partial) + parts[0])
+        self.lines.extend(parts[1:-1])
+        self.partial = [parts[-1]] if parts[-1] else []
+        self.partial_len = len(parts[-1])
 
     def send(self, obj: dict[str, Any]) -> None:
         try:
@@ -594,8 +616,11 @@ def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]
             assert child is not None
             child.send({"batch": entry, "inputs": [t["args"] for t in tests[index:]]})
             while index < len(tests):
-                reply = child.receive(started + timeout)
-                _emit_call_result(index, reply, started, buffered=True)
+                raw = child.receive_raw(started + timeout)
+                if raw.startswith(b"V"):
+                    _emit_returned(index, raw[1:], started)
+                else:
+                    _emit_call_result(index, json.loads(raw), started)
                 index += 1
                 started = time.monotonic()
         except ChildFailure as exc:
@@ -608,12 +633,22 @@ def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]
             runner.close()
 
 
-def _emit_call_result(index: int, reply: dict[str, Any], started: float, buffered: bool) -> None:
-    if "ok" in reply:
-        # Re-encoding validates the child's reply: only plain data goes on to the server.
-        value = plain.encode(plain.decode(reply["ok"]))
-        _emit({"test": index, **_result("RETURNED", "", started, value=value)}, flush=not buffered)
-    elif "memory" in reply:
+def _emit_returned(index: int, value: bytes, started: float) -> None:
+    """Pass a returned value on without parsing it: the server decodes and checks it.
+
+    The value goes on its own line right after a header that announces it, so whatever
+    bytes the program process wrote can only ever be read as that one value (it is a single
+    line: replies are split on newlines).
+    """
+    head = '{"test":%d,"status":"RETURNED","message":"","duration_s":%.6f,"value_follows":true}\n' % (
+        index,
+        time.monotonic() - started,
+    )
+    _OUT.write(head.encode() + b"V" + value + b"\n")
+
+
+def _emit_call_result(index: int, reply: dict[str, Any], started: float) -> None:
+    if "memory" in reply:
         _emit({"test": index, **_result("MEMORY_LIMIT", "memory limit exceeded (MemoryError)", started)})
     elif "unplain" in reply:
         message = "returned a %s object; only plain builtin data can be checked" % reply["unplain"]
@@ -726,19 +761,23 @@ def serve() -> None:
                 code = 70
             os._exit(code)
         os.close(write_fd)
-        pending = b""
+        partial: list[bytes] = []
         while True:
             chunk = os.read(read_fd, 1 << 20)
             if not chunk:
                 break
-            pending += chunk
-            if b"\n" in pending:
-                *lines, pending = pending.split(b"\n")
-                out.write(b"".join(b"J" + item + b"\n" for item in lines))
-                out.flush()
+            if b"\n" not in chunk:
+                partial.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            lines[0] = b"".join(partial) + lines[0]
+            tail = lines.pop()  # what follows the last newline
+            partial = [tail] if tail else []
+            out.write(b"".join(b"J" + item + b"\n" for item in lines))
+            out.flush()
         os.close(read_fd)
-        if pending:
-            out.write(b"J" + pending + b"\n")
+        if partial:
+            out.write(b"J" + b"".join(partial) + b"\n")
         _clean_jail()
         out.write(b'Z{"idle":true}\n')
         out.flush()

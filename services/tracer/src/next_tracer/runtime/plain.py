@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import types
 from typing import Any
 
@@ -35,6 +34,15 @@ def encode(value: Any) -> Any:
     return _encode(value, 0, budget)
 
 
+_SCALARS = frozenset({type(None), bool, str, float})
+_SMALL_INT = 2**53
+
+
+def _flat(v: list[Any] | tuple[Any, ...]) -> bool:
+    """True when every item is a JSON scalar needing no tag (the common large-output case)."""
+    return all(type(x) in _SCALARS or (type(x) is int and -_SMALL_INT < x < _SMALL_INT) for x in v)
+
+
 def _encode(v: Any, depth: int, budget: list[int]) -> Any:
     budget[0] -= 1
     if budget[0] < 0 or depth > MAX_DEPTH:
@@ -45,13 +53,16 @@ def _encode(v: Any, depth: int, budget: list[int]) -> Any:
     if t is int:
         return v if abs(v) < 2**53 else {"$int": _int_to_str(v)}
     if t is float:
-        if math.isnan(v) or math.isinf(v):
-            return {"$float": repr(v)}
-        return v
-    if t is list:
-        return [_encode(x, depth + 1, budget) for x in v]
-    if t is tuple:
-        return {"$tuple": [_encode(x, depth + 1, budget) for x in v]}
+        return v  # NaN and infinities use Python's JSON extension (NaN, Infinity)
+    if t is list or t is tuple:
+        if _flat(v):
+            budget[0] -= len(v)
+            if budget[0] < 0:
+                raise NotPlainError("value too large")
+            items = v if t is list else list(v)
+        else:
+            items = [_encode(x, depth + 1, budget) for x in v]
+        return items if t is list else {"$tuple": items}
     if t is set or t is frozenset:
         key = "$set" if t is set else "$frozenset"
         return {key: [_encode(x, depth + 1, budget) for x in v]}
@@ -76,9 +87,14 @@ def _int_to_str(v: int) -> str:
     return hex(v)
 
 
+_JSON_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def decode(data: Any) -> Any:
     """Rebuild builtin objects from :func:`encode`'s output."""
-    if isinstance(data, list):
+    if type(data) is list:
+        if all(type(x) in _JSON_SCALARS for x in data):
+            return data  # json.loads already built fresh builtin objects
         return [decode(x) for x in data]
     if isinstance(data, dict):
         if len(data) != 1:
@@ -86,7 +102,7 @@ def decode(data: Any) -> Any:
         ((tag, body),) = data.items()
         if tag == "$int":
             return int(body, 16)
-        if tag == "$float":
+        if tag == "$float":  # accepted for clients that cannot write NaN/Infinity
             return float(body)
         if tag == "$tuple":
             return tuple(decode(x) for x in body)

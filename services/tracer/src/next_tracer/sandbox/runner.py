@@ -208,13 +208,31 @@ class Sandbox:
             if total > MAX_REPORT_BYTES:
                 records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
                 return
-            if not record_message(records, json.loads(line)):
+            if not record_line(records, line):
                 return
+
+
+def record_line(records: JobRecords, line: bytes) -> bool:
+    """Fold one harness line into ``records``; False once the job is over.
+
+    A ``RETURNED`` header with ``value_follows`` is followed by one ``V`` line holding the
+    raw value; it is kept unparsed here and decoded (and validated) by the engine.
+    """
+    if records.value_for is not None:
+        index, records.value_for = records.value_for, None
+        if line.startswith(b"V"):
+            records.tests[index]["value_raw"] = line[1:].rstrip(b"\n")
+            return True
+        records.failure = "harness report malformed: missing value line"
+        return False
+    return record_message(records, json.loads(line))
 
 
 def record_message(records: JobRecords, msg: dict[str, Any]) -> bool:
     """Fold one harness message into ``records``; False once the job is over."""
     if "test" in msg:
+        if msg.get("value_follows"):
+            records.value_for = int(msg["test"])
         records.tests[int(msg["test"])] = msg
     elif "events" in msg:
         records.events.extend(msg["events"])
@@ -332,8 +350,8 @@ class WorkerPool:
                 return False
             if line.startswith(b"Z"):
                 return bool(json.loads(line[1:]).get("idle"))
-            if line.startswith(b"J") and len(line) > 2:
-                record_message(records, json.loads(line[1:]))
+            if line.startswith(b"J") and len(line) > 2 and not record_line(records, line[1:]):
+                return False
 
     async def close(self) -> None:
         workers, self.idle = self.idle, []
