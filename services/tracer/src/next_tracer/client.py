@@ -8,7 +8,7 @@ from typing import Protocol
 import grpc
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import IoTests, Limits, RunResult, TestOutcome, TraceEvent, TraceOptions, TraceResult
+from next_tracer.model import IoTests, Limits, RunResult, TestOutcome, TraceEvent, TraceOptions, TraceResult, Verdict
 from next_tracer.runtime import plain
 from next_tracer.servicer import verdict_from_proto
 from next_tracer.settings import TracerSettings
@@ -86,7 +86,11 @@ class GrpcTracerClient:
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult:
         """Large suites are split into requests of at most ``max_request_bytes`` (run concurrently)."""
-        inputs = [plain.dumps(a) for a in io.inputs]
+        return await self.run_io_requests(self.io_requests(program, io, limits))
+
+    def io_requests(self, program: str, io: IoTests, limits: Limits | None = None) -> list[pb.RunTestsRequest]:
+        """The RunTests requests for an io suite, split by size (prepare once, send many times)."""
+        inputs = io.inputs_json if io.inputs_json is not None else [plain.dumps(a) for a in io.inputs]
         expected = [plain.dumps(e) for e in io.expected]
         chunks: list[tuple[int, int]] = []
         start, size = 0, len(program)
@@ -97,7 +101,7 @@ class GrpcTracerClient:
                 start, size = i, len(program)
             size += item
         chunks.append((start, len(inputs)))
-        requests = [
+        return [
             pb.RunTestsRequest(
                 program=program,
                 limits=_limits(limits),
@@ -107,11 +111,13 @@ class GrpcTracerClient:
             )
             for a, b in chunks
         ]
+
+    async def run_io_requests(self, requests: list[pb.RunTestsRequest]) -> RunResult:
         responses = await asyncio.gather(*(self.stub.RunTests(r, timeout=self.timeout_s) for r in requests))
         tests = [_outcome(t) for resp in responses for t in resp.tests]
-        verdict = verdict_from_proto(pb.VERDICT_PASSED)
+        verdict = Verdict.PASSED
         for t in tests:
-            if t.verdict is not verdict:
+            if t.verdict is not Verdict.PASSED:
                 verdict = t.verdict
                 break
         return RunResult(verdict, tests, "".join(r.output for r in responses)[:4096])

@@ -172,23 +172,23 @@ class TracerEngine:
         program = self._program(program)
         if not io.entry_point.isidentifier():
             raise InvalidArgumentError("io_tests.entry_point %r is not a Python identifier" % io.entry_point)
-        if len(io.inputs) != len(io.expected):
+        texts = io.inputs_json if io.inputs_json is not None else self._encode_inputs(io.inputs)
+        if len(texts) != len(io.expected):
             raise InvalidArgumentError(
-                "io_tests has %d inputs but %d expected outputs" % (len(io.inputs), len(io.expected))
+                "io_tests has %d inputs but %d expected outputs" % (len(texts), len(io.expected))
             )
-        if not io.inputs or len(io.inputs) > self.settings.max_io_inputs:
+        if not texts or len(texts) > self.settings.max_io_inputs:
             raise InvalidArgumentError("io_tests needs 1 to %d inputs" % self.settings.max_io_inputs)
-        tests = []
-        for i, args in enumerate(io.inputs):
-            if not isinstance(args, list):
-                raise InvalidArgumentError("io_tests.inputs[%d] must be a JSON array of arguments" % i)
-            try:
-                tests.append({"args": [plain.encode(a) for a in args]})
-            except plain.NotPlainError as exc:
-                raise InvalidArgumentError("io_tests.inputs[%d] holds a non-plain %s" % (i, exc.type_name)) from None
+        if io.inputs_json is not None:
+            for i, text in enumerate(texts):
+                args = parse_plain_json(text, "io_tests.inputs_json[%d]" % i)
+                if type(args) is not list:
+                    raise InvalidArgumentError("io_tests.inputs_json[%d] must be a JSON array of arguments" % i)
         limits = limits or self.limits()
-        job = self._job("calls", program, tests, limits)
+        job = self._job("calls", program, [], limits)
         job["entry_point"] = io.entry_point
+        job["inputs_json"] = "[" + ",".join(texts) + "]"
+        tests = texts
         records = await self._execute(job, len(tests), limits, "run_io_tests", deadline_s)
         outcomes = []
         for i, expected in enumerate(io.expected):
@@ -205,6 +205,18 @@ class TracerEngine:
             else:
                 outcomes.append(self._outcome(record, records))
         return self._finish(outcomes, records.output)
+
+    @staticmethod
+    def _encode_inputs(inputs: list[list[Any]]) -> list[str]:
+        texts = []
+        for i, args in enumerate(inputs):
+            if not isinstance(args, list):
+                raise InvalidArgumentError("io_tests.inputs[%d] must be a list of arguments" % i)
+            try:
+                texts.append(plain.dumps(args))
+            except plain.NotPlainError as exc:
+                raise InvalidArgumentError("io_tests.inputs[%d] holds a non-plain %s" % (i, exc.type_name)) from None
+        return texts
 
     def _finish(self, outcomes: list[TestOutcome], output: str) -> RunResult:
         for o in outcomes:

@@ -34,6 +34,9 @@ class IoTests:
     inputs: list[list[Any]]
     expected: list[Any]
     atol: float = 0.0
+    # Inputs already in the plain-value JSON encoding (as received over gRPC): passed on
+    # as text, without decoding and re-encoding, when given instead of ``inputs``.
+    inputs_json: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,12 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
         result: RunResult
         if request.HasField("io_tests"):
             io = request.io_tests
-            inputs = [parse_plain_json(t, "io_tests.inputs_json[%d]" % i) for i, t in enumerate(io.inputs_json)]
             expected = [parse_plain_json(t, "io_tests.expected_json[%d]" % i) for i, t in enumerate(io.expected_json)]
             result = await self.engine.run_io_tests(
-                request.program, IoTests(io.entry_point, inputs, expected, io.atol), limits, _deadline(context)
+                request.program,
+                IoTests(io.entry_point, [], expected, io.atol, list(io.inputs_json)),
+                limits,
+                _deadline(context),
             )
         else:
             result = await self.engine.run_tests(

@@ -676,6 +676,8 @@ def _flush_emitted() -> None:
 
 def run_job(job: dict[str, Any]) -> None:
     tests = job["tests"]
+    if "inputs_json" in job:
+        tests = [{"args": args} for args in json.loads(job["inputs_json"])]
     try:
         program = compile(job["program"], "<program>", "exec")
     except SyntaxError as exc:

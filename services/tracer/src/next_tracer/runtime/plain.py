@@ -38,9 +38,19 @@ _SCALARS = frozenset({type(None), bool, str, float})
 _SMALL_INT = 2**53
 
 
+_NUMBERS = frozenset({int, float, bool})
+
+
 def _flat(v: list[Any] | tuple[Any, ...]) -> bool:
     """True when every item is a JSON scalar needing no tag (the common large-output case)."""
-    return all(type(x) in _SCALARS or (type(x) is int and -_SMALL_INT < x < _SMALL_INT) for x in v)
+    types_ = set(map(type, v))  # C-level loops: large outputs are mostly flat lists
+    if not types_ <= _SCALARS | {int}:
+        return False
+    if int not in types_:
+        return True
+    if types_ <= _NUMBERS:
+        return bool(-_SMALL_INT < min(v) and max(v) < _SMALL_INT)
+    return all(-_SMALL_INT < x < _SMALL_INT for x in v if type(x) is int)
 
 
 def _encode(v: Any, depth: int, budget: list[int]) -> Any:
@@ -93,7 +103,7 @@ _JSON_SCALARS = frozenset({type(None), bool, int, float, str})
 def decode(data: Any) -> Any:
     """Rebuild builtin objects from :func:`encode`'s output."""
     if type(data) is list:
-        if all(type(x) in _JSON_SCALARS for x in data):
+        if set(map(type, data)) <= _JSON_SCALARS:
             return data  # json.loads already built fresh builtin objects
         return [decode(x) for x in data]
     if isinstance(data, dict):
