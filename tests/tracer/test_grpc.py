@@ -205,3 +205,10 @@ async def test_metrics_count_executions_and_verdicts(stub: pb_grpc.TracerService
     after = REGISTRY.get_sample_value("next_tracer_test_verdicts_total", {"verdict": "PASSED"})
     assert after == before + 1
     assert (REGISTRY.get_sample_value("next_tracer_executions_total", {"kind": "run_tests"}) or 0) >= 1
+
+
+async def test_malformed_plain_value_in_an_input_is_an_error_verdict(stub: pb_grpc.TracerServiceStub) -> None:
+    io = pb.IoTests(entry_point="add", inputs_json=['[{"$nope": 1}, 2]', "[1, 2]"], expected_json=["3", "3"])
+    resp = await stub.RunTests(pb.RunTestsRequest(program=PROGRAM, io_tests=io))
+    assert [t.verdict for t in resp.tests] == [pb.VERDICT_ERROR, pb.VERDICT_PASSED]
+    assert "unknown plain-value tag" in resp.tests[0].message

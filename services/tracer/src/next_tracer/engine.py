@@ -180,10 +180,7 @@ class TracerEngine:
         if not texts or len(texts) > self.settings.max_io_inputs:
             raise InvalidArgumentError("io_tests needs 1 to %d inputs" % self.settings.max_io_inputs)
         if io.inputs_json is not None:
-            for i, text in enumerate(texts):
-                args = parse_plain_json(text, "io_tests.inputs_json[%d]" % i)
-                if type(args) is not list:
-                    raise InvalidArgumentError("io_tests.inputs_json[%d] must be a JSON array of arguments" % i)
+            self._check_inputs_json(texts)
         limits = limits or self.limits()
         job = self._job("calls", program, [], limits)
         job["entry_point"] = io.entry_point
@@ -205,6 +202,24 @@ class TracerEngine:
             else:
                 outcomes.append(self._outcome(record, records))
         return self._finish(outcomes, records.output)
+
+    @staticmethod
+    def _check_inputs_json(texts: list[str]) -> None:
+        """Each text must be one JSON array (tags are checked where the inputs are decoded)."""
+        try:
+            parsed = json.loads("[" + ",".join(texts) + "]")
+            if len(parsed) == len(texts) and all(type(args) is list for args in parsed):
+                return
+        except ValueError:
+            pass
+        for i, text in enumerate(texts):  # slow path: name the first bad input
+            try:
+                args = json.loads(text)
+            except ValueError as exc:
+                raise InvalidArgumentError("io_tests.inputs_json[%d] is not valid JSON: %s" % (i, exc)) from None
+            if type(args) is not list:
+                raise InvalidArgumentError("io_tests.inputs_json[%d] must be a JSON array of arguments" % i)
+        raise InvalidArgumentError("io_tests.inputs_json holds an input that is not one JSON array")
 
     @staticmethod
     def _encode_inputs(inputs: list[list[Any]]) -> list[str]:
