@@ -55,6 +55,47 @@ def helper(items):
 """
 FEATURES_TEST = "assert f([1, 2, 3])[0] == 13\nassert fib(5) == 5\nassert use() == [2, 3]\n"
 
+CONTROL_FLOW = """\
+def gen(n):
+    for i in range(n):
+        yield i * 2
+
+def uses_gen(n):
+    total = 0
+    for v in gen(n):
+        total += v
+    return total
+
+def oneline(r):
+    t = 0
+    for k in range(r): t += k
+    return t
+
+def tryit(x):
+    try:
+        y = 10 // x
+    except ZeroDivisionError as e:
+        y = -1
+    return y
+
+def outer(a):
+    def inner(b):
+        return a + b
+    f = lambda z: z * 2
+    return f(inner(a))
+
+def digits(n):
+    s = []
+    while n > 0:
+        s.append(n % 10)
+        n //= 10
+    return s
+"""
+CONTROL_FLOW_TEST = (
+    "assert uses_gen(4) == 12\nassert oneline(4) == 6\nassert tryit(0) == -1\nassert tryit(5) == 2\n"
+    "assert outer(3) == 12\nassert [x for x in digits(45)] == [5, 4]\nassert digits(123) == [3, 2, 1, 0]\n"
+)
+
 
 def test_figure2_exact_from_the_cli() -> None:
     program = (REPO / "examples" / "separate_odd_and_even.py").read_text()
@@ -118,10 +159,12 @@ async def test_same_trace_on_newer_pythons(engine: TracerEngine, version: str) -
     other = TracerEngine(make_settings(python=python, extra_mounts=[mount]), engine.formats)
     await other.start()
     program = (REPO / "examples" / "separate_odd_and_even.py").read_text()
-    for prog, test in ((FEATURES, FEATURES_TEST), (program, FIGURE2_TEST)):
+    for prog, test in ((FEATURES, FEATURES_TEST), (program, FIGURE2_TEST), (CONTROL_FLOW, CONTROL_FLOW_TEST)):
         base = await engine.trace(prog, test)
-        newer = await other.trace(prog, test)
-        assert newer.rendered == base.rendered
+        for backend in ("settrace", "monitoring"):
+            newer = await other.trace(prog, test, TraceOptions(backend=backend))
+            assert newer.rendered == base.rendered, backend
+            assert newer.events == base.events, backend
 
 
 async def test_hostile_values_do_not_break_the_trace(engine: TracerEngine) -> None:

@@ -256,6 +256,7 @@ class TracerEngine:
             "max_steps": options.max_steps,
             "max_value_chars": options.max_value_chars,
             "max_items": options.max_items,
+            "backend": options.backend,
         }
         records = await self._execute(job, 1, limits, "trace", deadline_s)
         outcome = self._outcome(records.tests.get(0), records)

@@ -107,6 +107,7 @@ class TraceOptions:
     max_value_chars: int = 200
     max_items: int = 20
     max_states_per_line: int = 3
+    backend: str = "auto"  # "auto": sys.monitoring on 3.12+, sys.settrace before; or force one
 
 
 @dataclass

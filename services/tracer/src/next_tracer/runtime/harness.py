@@ -29,11 +29,11 @@ from typing import Any
 
 if __package__:  # imported as next_tracer.runtime.harness (tests, type checking)
     from next_tracer.runtime import plain
-    from next_tracer.runtime.tracing import ReprLimits, Tracer
+    from next_tracer.runtime.tracing import ReprLimits, Tracer, make_tracer
 else:  # run as a script inside the jail, where the runtime directory is all there is
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from runtime import plain  # type: ignore[import-not-found, no-redef]
-    from runtime.tracing import ReprLimits, Tracer  # type: ignore[import-not-found, no-redef]
+    from runtime.tracing import ReprLimits, Tracer, make_tracer  # type: ignore[import-not-found, no-redef]
 
 SCRATCH = "/tmp"  # the jail's tmpfs; a private temporary directory when running unsandboxed
 WORKDIR = SCRATCH + "/work"
@@ -113,12 +113,14 @@ def _child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: int, out_fd: 
     trace_cfg = job.get("trace")
     if trace and trace_cfg:
         lim = ReprLimits(trace_cfg["max_value_chars"], trace_cfg["max_items"])
-        tracer = Tracer(
+        tracer = make_tracer(
+            [program],
             {"<program>": "program"},
             {program},
             lambda events: _send(res_fd, {"events": events}),
             lim,
             max_steps=trace_cfg["max_steps"],
+            backend=trace_cfg.get("backend", "auto"),
         )
     ns: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
     try:
@@ -197,7 +199,10 @@ def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tr
         return
     if tracer is not None:
         tracer.step = cmd.get("step", 0)
-        tracer.start(set())
+        try:
+            tracer.start(set())
+        except Exception:  # a tracer that cannot start costs the trace, never the verdict
+            tracer = None
     try:
         try:
             result = fn(*args, **kwargs)
@@ -551,13 +556,15 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
     tracer = None
     if trace:
         cfg = job["trace"]
-        tracer = Tracer(
+        tracer = make_tracer(
+            [code],
             {"<test>": "test"},
             set(),
             lambda ev: _emit({"events": ev}),
             ReprLimits(cfg["max_value_chars"], cfg["max_items"]),
             max_steps=cfg["max_steps"],
             ignore_exceptions=(ChildFailure,),
+            backend=cfg.get("backend", "auto"),
         )
     runner = TestRunner(job, program, tracer)
     runner.deadline = time.monotonic() + job["limits"]["timeout_s"]
@@ -567,7 +574,10 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
         child = runner.child
         ns = runner.namespace(listing)
         if tracer is not None:
-            tracer.start({k for k in ns})
+            try:
+                tracer.start(set(ns))
+            except Exception:  # a tracer that cannot start costs the trace, never the verdict
+                tracer = runner.tracer = None
         try:
             exec(code, ns)
         finally:
