@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 VENV=.venv scripts/gen-protos.sh --check
+if [[ -x .tools/node_modules/.bin/buf ]]; then
+  .tools/node_modules/.bin/buf lint
+  .tools/node_modules/.bin/buf format --diff --exit-code protos
+else
+  echo "warning: buf not installed (needs npm): proto lint skipped" >&2
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

@@ -212,3 +212,19 @@ async def test_malformed_plain_value_in_an_input_is_an_error_verdict(stub: pb_gr
     resp = await stub.RunTests(pb.RunTestsRequest(program=PROGRAM, io_tests=io))
     assert [t.verdict for t in resp.tests] == [pb.VERDICT_ERROR, pb.VERDICT_PASSED]
     assert "unknown plain-value tag" in resp.tests[0].message
+
+
+async def test_server_fails_at_start_when_the_sandbox_cannot_work() -> None:
+    from next_common.errors import UnavailableError
+
+    settings = make_settings(nsjail_path="/nonexistent/nsjail")
+    with pytest.raises(UnavailableError, match="nsjail binary not found"):
+        await start_server(settings, TracerEngine(settings, FormatRegistry(load_entry_points=False)))
+    out = subprocess.run(
+        [sys.executable, "-m", "next_tracer", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRACER_NSJAIL_PATH": "/nonexistent/nsjail"},
+        timeout=60,
+    )
+    assert out.returncode == 2 and "nsjail binary not found" in out.stderr

@@ -166,10 +166,20 @@ def _listing(ns: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _failure_reply(exc: BaseException) -> dict[str, Any]:
+    """How a call that did not return plain data is reported to the harness."""
+    if isinstance(exc, MemoryError):
+        return {"memory": True}
+    if isinstance(exc, plain.NotPlainError):
+        return {"unplain": exc.type_name}
+    if isinstance(exc, SystemExit):
+        return {"exit": repr(exc.code)[:MESSAGE_CHARS]}
+    return {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
+
+
 def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
     """Call the entry point on each input in turn, writing one reply per input as it finishes."""
     fn = ns.get(cmd["batch"])
-    reply: dict[str, Any]
     for raw in cmd["inputs"]:
         try:
             if fn is None or not callable(fn):
@@ -177,16 +187,8 @@ def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
             result = fn(*[plain.decode(a) for a in raw])
             line = b"V" + json.dumps(plain.encode(result), separators=(",", ":")).encode() + b"\n"
             _write_all(res_fd, line)
-            continue
-        except MemoryError:
-            reply = {"memory": True}
-        except plain.NotPlainError as exc:
-            reply = {"unplain": exc.type_name}
-        except SystemExit as exc:
-            reply = {"exit": repr(exc.code)[:MESSAGE_CHARS]}
         except BaseException as exc:
-            reply = {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
-        _send(res_fd, reply)
+            _send(res_fd, _failure_reply(exc))
 
 
 def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tracer | None) -> None:
@@ -212,14 +214,8 @@ def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tr
         reply: dict[str, Any] = {"ok": plain.encode(result)}
         if cmd.get("want_args"):
             reply["args_after"] = [_encode_or_none(a) for a in args]
-    except MemoryError:
-        reply = {"memory": True}
-    except plain.NotPlainError as exc:
-        reply = {"unplain": exc.type_name}
-    except SystemExit as exc:
-        reply = {"exit": repr(exc.code)[:MESSAGE_CHARS]}
     except BaseException as exc:
-        reply = {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
+        reply = _failure_reply(exc)
     if tracer is not None:
         reply["step"] = tracer.step
     try:
