@@ -126,3 +126,10 @@ async def test_io_exact_types(engine: TracerEngine) -> None:
     io = IoTests("f", [[1], [0]], [[1], [0]])
     result = await engine.run_io_tests(program, io)
     assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.FAILED]
+
+
+async def test_a_hang_in_the_test_code_itself_is_a_timeout_of_that_test(engine: TracerEngine) -> None:
+    result = await engine.run_tests(
+        ADD, ["assert add(1, 1) == 2", "while True: pass", "assert add(2, 2) == 4"], Limits(timeout_s=1.0)
+    )
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.TIMEOUT, Verdict.PASSED]

@@ -33,7 +33,7 @@ async def start_server(
 async def serve(settings: TracerSettings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    service, _ = await start_server(settings)
+    service, engine = await start_server(settings)
     log.info(
         "tracer listening on port %d (sandbox=%s, concurrency=%d)",
         service.port,
@@ -42,3 +42,4 @@ async def serve(settings: TracerSettings) -> None:
     )
     print("tracer listening on port %d" % service.port, flush=True)
     await serve_until_signal(service, settings.grace_period_s)
+    await engine.sandbox.close()

@@ -574,9 +574,14 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
                 tracer.start(set(ns))
             except Exception:  # a tracer that cannot start costs the trace, never the verdict
                 tracer = runner.tracer = None
+        # The test code itself runs here: a loop in it (not in the program) is stopped by an alarm.
+        remaining = max(0.001, runner.deadline - time.monotonic())
+        signal.signal(signal.SIGALRM, _test_alarm)
+        signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
         try:
             exec(code, ns)
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             if tracer is not None:
                 tracer.stop()
         return _result("PASSED", "", started)
@@ -593,6 +598,10 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
         runner.close()
         if child is not None and out:
             _emit({"output": out.decode("utf-8", "replace")})
+
+
+def _test_alarm(signum: int, frame: Any) -> None:
+    raise ChildFailure("TIMEOUT", "the test itself did not finish within its time limit")
 
 
 def _forward_child_events(child: ProgramChild, tracer: Tracer | None) -> None:
