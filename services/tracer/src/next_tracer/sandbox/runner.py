@@ -70,8 +70,10 @@ class Sandbox:
         if not records.done or records.tests.get(0, {}).get("status") != "PASSED":
             raise UnavailableError(
                 "the sandbox cannot start here (%s). nsjail needs user namespaces (or CAP_SYS_ADMIN), "
-                "permission to mount, and a non-masked /proc for unshare; in a container grant them or run "
-                "with --sandbox none" % (records.failure or "probe job did not pass")
+                "permission to mount, and a non-masked /proc for unshare (in a container grant them, or run "
+                "with --sandbox none); the interpreter %s must be readable by uid %d (one under /root is not: "
+                "bind its prefix from elsewhere with TRACER_EXTRA_MOUNTS)"
+                % (records.failure or "probe job did not pass", self.python, JAIL_UID)
             )
 
     # -- one job ---------------------------------------------------------------------
@@ -83,7 +85,7 @@ class Sandbox:
         argv = [
             self.nsjail,
             "-Mo",
-            "--really_quiet",
+            "--quiet",
             "--disable_proc",
             "--hostname",
             "sandbox",
@@ -184,7 +186,7 @@ class Sandbox:
         if not records.done and not records.failure:
             records.failure = "sandbox ended early (exit %s)%s" % (
                 proc.returncode,
-                ": " + stderr[-500:] if stderr else "",
+                ": " + nsjail_errors(stderr) if stderr else "",
             )
         return records
 
@@ -248,12 +250,36 @@ def record_message(records: JobRecords, msg: dict[str, Any]) -> bool:
     return True
 
 
+async def _read_stderr(proc: asyncio.subprocess.Process) -> str:
+    if proc.stderr is None:
+        return ""
+    try:
+        data = await asyncio.wait_for(proc.stderr.read(65536), timeout=1)
+    except TimeoutError:
+        return ""
+    return nsjail_errors(data.decode("utf-8", "replace"))
+
+
+def nsjail_errors(text: str, limit: int = 1000) -> str:
+    """nsjail's warning/error lines, first ones first (they name the cause), capped."""
+    lines = [line.split("] ", 2)[-1] for line in text.splitlines() if line.startswith(("[W]", "[E]", "[F]"))]
+    return "; ".join(lines or [text.strip()])[:limit]
+
+
+async def _log_stderr(proc: asyncio.subprocess.Process) -> None:
+    """Drain a worker's stderr (nsjail's own messages) into the log, so the pipe never fills."""
+    assert proc.stderr is not None
+    while line := await proc.stderr.readline():
+        log.debug("sandbox worker %d: %s", proc.pid, line.decode("utf-8", "replace").rstrip()[:1000])
+
+
 class Worker:
     """One long-lived jail whose init (the harness in ``--serve`` mode) runs jobs one at a time."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.jobs = 0
+        self.stderr_task: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -287,7 +313,7 @@ class WorkerPool:
             *self.sandbox._jail_argv(None),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             env={},
             start_new_session=True,
             limit=STREAM_LINE_LIMIT,
@@ -297,10 +323,13 @@ class WorkerPool:
             ready = await asyncio.wait_for(worker.control(), timeout=30)
         except (TimeoutError, EOFError, ValueError) as exc:
             await worker.kill()
-            raise UnavailableError("a sandbox worker failed to start: %s" % (exc or type(exc).__name__)) from None
+            detail = await _read_stderr(proc)
+            reason = "%s%s" % (exc or type(exc).__name__, ": " + detail if detail else "")
+            raise UnavailableError("a sandbox worker failed to start: %s" % reason) from None
         if not ready.get("ready"):
             await worker.kill()
             raise UnavailableError("a sandbox worker sent %r instead of ready" % ready)
+        worker.stderr_task = asyncio.create_task(_log_stderr(proc))
         return worker
 
     async def _acquire(self) -> Worker:
