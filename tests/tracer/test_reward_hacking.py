@@ -48,6 +48,33 @@ HACKS = {
 }
 
 
+SHADOWING = {
+    # A "fix" that redefines what the check relies on.
+    "abs": ("def abs(x):\n    return 0\ndef area(r):\n    return 3\n", "assert abs(area(1) - 3.14159) < 1e-3"),
+    "sorted": ("def sorted(x):\n    return [1, 2]\ndef f(x):\n    return x\n", "assert sorted(f([2, 1, 9])) == [1, 2]"),
+    "isinstance": (
+        "def isinstance(a, b):\n    return True\ndef f(x):\n    return 'no'\n",
+        "def check(candidate):\n    assert isinstance(candidate(1), int)\ncheck(f)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHADOWING))
+async def test_program_cannot_redefine_builtins_the_test_uses(engine: TracerEngine, name: str) -> None:
+    program, test = SHADOWING[name]
+    result = await engine.run_tests(program, [test])
+    assert result.verdict is not Verdict.PASSED, result
+
+
+async def test_declared_entry_point_may_shadow_a_builtin(engine: TracerEngine) -> None:
+    # MBPP task 126 names its function `sum`.
+    program = "def sum(a, b):\n    return 6 if (a, b) == (10, 15) else 0\n"
+    assert (
+        await engine.run_tests(program, ["assert sum(10, 15) == 6"], entry_points=["sum"])
+    ).verdict is Verdict.PASSED
+    assert (await engine.run_tests(program, ["assert sum(10, 15) == 6"])).verdict is not Verdict.PASSED
+
+
 @pytest.mark.parametrize("name", sorted(HACKS))
 async def test_hack_is_not_passed(engine: TracerEngine, name: str) -> None:
     result = await engine.run_tests(HACKS[name], [TEST])

@@ -61,7 +61,8 @@ async def _run_tests(args: argparse.Namespace) -> int:
         tests = _read_tests(args)
         if not tests:
             raise SystemExit("give at least one --test or --tests-json")
-        result = await client.run_tests(Path(args.program).read_text(encoding="utf-8"), tests, _limits(args))
+        program = Path(args.program).read_text(encoding="utf-8")
+        result = await client.run_tests(program, tests, _limits(args), entry_points=args.entry_point or ())
     finally:
         await client.close()
     if args.json:
@@ -80,7 +81,8 @@ async def _trace(args: argparse.Namespace) -> int:
         if len(tests) != 1:
             raise SystemExit("trace takes exactly one test")
         options = TraceOptions(format=args.format, max_states_per_line=args.max_states_per_line)
-        result = await client.trace(Path(args.program).read_text(encoding="utf-8"), tests[0], options, _limits(args))
+        program = Path(args.program).read_text(encoding="utf-8")
+        result = await client.trace(program, tests[0], options, _limits(args), entry_points=args.entry_point or ())
     finally:
         await client.close()
     if args.json:
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=0.0, help="seconds per test")
         p.add_argument("--memory-mb", type=int, default=0, help="memory limit of the program process")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument(
+            "--entry-point", action="append", help="a program name the tests may call although it shadows a builtin"
+        )
         common(p)
         if name == "trace":
             p.add_argument("--format", default="next-inline", help="trace format plugin (see 'formats')")

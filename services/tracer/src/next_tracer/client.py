@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 import grpc
@@ -17,12 +18,19 @@ from nextapi.tracer.v1 import tracer_service_pb2_grpc as pb_grpc
 
 
 class TracerClient(Protocol):
-    async def run_tests(self, program: str, tests: list[str], limits: Limits | None = None) -> RunResult: ...
+    async def run_tests(
+        self, program: str, tests: list[str], limits: Limits | None = None, entry_points: Sequence[str] = ()
+    ) -> RunResult: ...
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult: ...
 
     async def trace(
-        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+        self,
+        program: str,
+        test: str,
+        options: TraceOptions | None = None,
+        limits: Limits | None = None,
+        entry_points: Sequence[str] = (),
     ) -> TraceResult: ...
 
     async def close(self) -> None: ...
@@ -41,16 +49,23 @@ class InProcessTracerClient:
             self._started = True
         return self.engine
 
-    async def run_tests(self, program: str, tests: list[str], limits: Limits | None = None) -> RunResult:
-        return await (await self._ready()).run_tests(program, tests, limits)
+    async def run_tests(
+        self, program: str, tests: list[str], limits: Limits | None = None, entry_points: Sequence[str] = ()
+    ) -> RunResult:
+        return await (await self._ready()).run_tests(program, tests, limits, entry_points=entry_points)
 
     async def run_io_tests(self, program: str, io: IoTests, limits: Limits | None = None) -> RunResult:
         return await (await self._ready()).run_io_tests(program, io, limits)
 
     async def trace(
-        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+        self,
+        program: str,
+        test: str,
+        options: TraceOptions | None = None,
+        limits: Limits | None = None,
+        entry_points: Sequence[str] = (),
     ) -> TraceResult:
-        return await (await self._ready()).trace(program, test, options, limits)
+        return await (await self._ready()).trace(program, test, options, limits, entry_points=entry_points)
 
     async def close(self) -> None:
         return None
@@ -77,9 +92,14 @@ class GrpcTracerClient:
         self.stub = pb_grpc.TracerServiceStub(self.channel)
         self.timeout_s = timeout_s
 
-    async def run_tests(self, program: str, tests: list[str], limits: Limits | None = None) -> RunResult:
+    async def run_tests(
+        self, program: str, tests: list[str], limits: Limits | None = None, entry_points: Sequence[str] = ()
+    ) -> RunResult:
         req = pb.RunTestsRequest(
-            program=program, tests=[pb.StatementTest(source=t) for t in tests], limits=_limits(limits)
+            program=program,
+            tests=[pb.StatementTest(source=t) for t in tests],
+            limits=_limits(limits),
+            entry_points=list(entry_points),
         )
         resp = await self.stub.RunTests(req, timeout=self.timeout_s)
         return RunResult(verdict_from_proto(resp.verdict), [_outcome(t) for t in resp.tests], resp.output)
@@ -123,10 +143,16 @@ class GrpcTracerClient:
         return RunResult(verdict, tests, "".join(r.output for r in responses)[:4096])
 
     async def trace(
-        self, program: str, test: str, options: TraceOptions | None = None, limits: Limits | None = None
+        self,
+        program: str,
+        test: str,
+        options: TraceOptions | None = None,
+        limits: Limits | None = None,
+        entry_points: Sequence[str] = (),
     ) -> TraceResult:
         options = options or TraceOptions()
         req = pb.TraceRequest(
+            entry_points=list(entry_points),
             program=program,
             test=pb.StatementTest(source=test),
             format=options.format,

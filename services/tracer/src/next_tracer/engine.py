@@ -155,6 +155,7 @@ class TracerEngine:
         tests: Iterable[str | bytes],
         limits: Limits | None = None,
         deadline_s: float | None = None,
+        entry_points: Iterable[str] = (),
     ) -> RunResult:
         program = self._program(program)
         sources = self._tests(tests)
@@ -162,6 +163,7 @@ class TracerEngine:
             raise InvalidArgumentError("no tests given")
         limits = limits or self.limits()
         job = self._job("statements", program, [{"source": s} for s in sources], limits)
+        job["entry_points"] = self._entry_points(entry_points)
         records = await self._execute(job, len(sources), limits, "run_tests", deadline_s)
         outcomes = [self._outcome(records.tests.get(i), records) for i in range(len(sources))]
         return self._finish(outcomes, records.output)
@@ -202,6 +204,14 @@ class TracerEngine:
             else:
                 outcomes.append(self._outcome(record, records))
         return self._finish(outcomes, records.output)
+
+    @staticmethod
+    def _entry_points(names: Iterable[str]) -> list[str]:
+        out = list(names)
+        for i, name in enumerate(out):
+            if not name.isidentifier():
+                raise InvalidArgumentError("entry_points[%d] %r is not a Python identifier" % (i, name))
+        return out
 
     @staticmethod
     def _check_inputs_json(texts: list[str]) -> None:
@@ -245,6 +255,7 @@ class TracerEngine:
         options: TraceOptions | None = None,
         limits: Limits | None = None,
         deadline_s: float | None = None,
+        entry_points: Iterable[str] = (),
     ) -> TraceResult:
         options = options or TraceOptions()
         fmt = self.formats.get(options.format)
@@ -252,6 +263,7 @@ class TracerEngine:
         (source,) = self._tests([test])
         limits = limits or self.limits()
         job = self._job("statements", program, [{"source": source}], limits)
+        job["entry_points"] = self._entry_points(entry_points)
         job["trace"] = {
             "max_steps": options.max_steps,
             "max_value_chars": options.max_value_chars,

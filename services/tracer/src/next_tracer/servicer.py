@@ -56,7 +56,11 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             )
         else:
             result = await self.engine.run_tests(
-                request.program, [t.source for t in request.tests], limits, _deadline(context)
+                request.program,
+                [t.source for t in request.tests],
+                limits,
+                _deadline(context),
+                entry_points=request.entry_points,
             )
         return pb.RunTestsResponse(
             verdict=verdict_to_proto(result.verdict),
@@ -73,7 +77,12 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             max_states_per_line=request.max_states_per_line or defaults.max_states_per_line,
         )
         result = await self.engine.trace(
-            request.program, request.test.source, options, self._limits(request.limits), _deadline(context)
+            request.program,
+            request.test.source,
+            options,
+            self._limits(request.limits),
+            _deadline(context),
+            entry_points=request.entry_points,
         )
         return pb.TraceResponse(
             rendered=result.rendered,

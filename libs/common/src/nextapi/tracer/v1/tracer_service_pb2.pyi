@@ -180,6 +180,7 @@ class RunTestsRequest(_message.Message):
     TESTS_FIELD_NUMBER: _builtins.int
     IO_TESTS_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    ENTRY_POINTS_FIELD_NUMBER: _builtins.int
     program: _builtins.str
     @_builtins.property
     def tests(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementTest]: ...
@@ -189,6 +190,13 @@ class RunTestsRequest(_message.Message):
 
     @_builtins.property
     def limits(self) -> Global___Limits: ...
+    @_builtins.property
+    def entry_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Program names the tests may call even though they shadow a Python builtin (MBPP's
+        `sum`, say). Any other program definition named like a builtin stays inside the
+        program: the tests see the real builtins, so a fix cannot redefine `abs` to pass.
+        """
+
     def __init__(
         self,
         *,
@@ -196,10 +204,11 @@ class RunTestsRequest(_message.Message):
         tests: _abc.Iterable[Global___StatementTest] | None = ...,
         io_tests: Global___IoTests | None = ...,
         limits: Global___Limits | None = ...,
+        entry_points: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["io_tests", b"io_tests", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["io_tests", b"io_tests", "limits", b"limits", "program", b"program", "tests", b"tests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_points", b"entry_points", "io_tests", b"io_tests", "limits", b"limits", "program", b"program", "tests", b"tests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -281,6 +290,7 @@ class TraceRequest(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _builtins.int
     MAX_VALUE_CHARS_FIELD_NUMBER: _builtins.int
     MAX_STATES_PER_LINE_FIELD_NUMBER: _builtins.int
+    ENTRY_POINTS_FIELD_NUMBER: _builtins.int
     program: _builtins.str
     format: _builtins.str
     """Trace format plugin name; empty means "next-inline"."""
@@ -293,6 +303,10 @@ class TraceRequest(_message.Message):
     def test(self) -> Global___StatementTest: ...
     @_builtins.property
     def limits(self) -> Global___Limits: ...
+    @_builtins.property
+    def entry_points(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """As in RunTestsRequest."""
+
     def __init__(
         self,
         *,
@@ -303,10 +317,11 @@ class TraceRequest(_message.Message):
         max_steps: _builtins.int = ...,
         max_value_chars: _builtins.int = ...,
         max_states_per_line: _builtins.int = ...,
+        entry_points: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "test", b"test"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "limits", b"limits", "max_states_per_line", b"max_states_per_line", "max_steps", b"max_steps", "max_value_chars", b"max_value_chars", "program", b"program", "test", b"test"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_points", b"entry_points", "format", b"format", "limits", b"limits", "max_states_per_line", b"max_states_per_line", "max_steps", b"max_steps", "max_value_chars", b"max_value_chars", "program", b"program", "test", b"test"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
