@@ -210,3 +210,12 @@ async def test_other_builtin_formats(engine: TracerEngine) -> None:
     assert "[1] line 2: y = x + 1\n     state: {y: 2}" in scratch.rendered
     js = await engine.trace(program, "assert f(1) == 2", TraceOptions(format="json"))
     assert '"name": "y"' in js.rendered
+
+
+async def test_check_script_trace_shows_the_candidate_as_a_function(engine: TracerEngine) -> None:
+    program = "def add(a, b):\n    return a - b\n"
+    test = "def check(candidate):\n    assert candidate(2, 1) == 3\ncheck(add)\n"
+    result = await engine.trace(program, test)
+    assert "def check(candidate):  # (0) candidate=<function add>;" in result.rendered
+    assert "TestRunner" not in result.rendered and "_runner" not in result.rendered
+    assert "check(add)  # (4) __exception__ = AssertionError()" in result.rendered

@@ -29,11 +29,16 @@ from typing import Any
 
 if __package__:  # imported as next_tracer.runtime.harness (tests, type checking)
     from next_tracer.runtime import plain
-    from next_tracer.runtime.tracing import ReprLimits, Tracer, make_tracer
+    from next_tracer.runtime.tracing import CUSTOM_REPRS, ReprLimits, Tracer, make_tracer
 else:  # run as a script inside the jail, where the runtime directory is all there is
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from runtime import plain  # type: ignore[import-not-found, no-redef]
-    from runtime.tracing import ReprLimits, Tracer, make_tracer  # type: ignore[import-not-found, no-redef]
+    from runtime.tracing import (  # type: ignore[import-not-found, no-redef]
+        CUSTOM_REPRS,
+        ReprLimits,
+        Tracer,
+        make_tracer,
+    )
 
 SCRATCH = "/tmp"  # the jail's tmpfs; a private temporary directory when running unsandboxed
 WORKDIR = SCRATCH + "/work"
@@ -377,6 +382,9 @@ class Proxy:
 
     def __repr__(self) -> str:
         return "<program function %s>" % self._name
+
+
+CUSTOM_REPRS[Proxy] = lambda proxy: "<function %s>" % proxy._name
 
 
 class Opaque:
