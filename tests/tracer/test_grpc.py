@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -191,7 +192,26 @@ def test_serve_cli_exits_cleanly_on_sigterm() -> None:
             text=True,
         )
         assert '"verdict": "PASSED"' in out.stdout, out.stderr
+        # an RPC in flight when SIGTERM arrives still gets its answer
+        slow = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "next_tracer",
+                "run-tests",
+                str(REPO / "examples" / "separate_odd_and_even.py"),
+                "--target",
+                "127.0.0.1:%d" % port,
+                "--json",
+                "--test",
+                "import time\ntime.sleep(1.5)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.8)
         proc.send_signal(signal.SIGTERM)
+        assert '"verdict": "PASSED"' in slow.communicate(timeout=30)[0]
         assert proc.wait(timeout=20) == 0
     finally:
         proc.kill()
