@@ -96,6 +96,12 @@ async def test_trace_and_list_formats(stub: pb_grpc.TracerServiceStub) -> None:
             "inputs_json[0]",
         ),
         (pb.RunTestsRequest(program="x\x00", tests=[pb.StatementTest(source="pass")]), "NUL"),
+        (
+            pb.RunTestsRequest(
+                program=PROGRAM, io_tests=pb.IoTests(entry_point="add", inputs_json=["[1, 2]"], expected_json=["{bad"])
+            ),
+            "expected_json[0]",
+        ),
     ],
 )
 async def test_bad_input_is_invalid_argument(stub: pb_grpc.TracerServiceStub, request_: object, needle: str) -> None:

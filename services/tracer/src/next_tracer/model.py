@@ -37,6 +37,9 @@ class IoTests:
     # Inputs already in the plain-value JSON encoding (as received over gRPC): passed on
     # as text, without decoding and re-encoding, when given instead of ``inputs``.
     inputs_json: list[str] | None = None
+    # Expected outputs in that encoding: an output whose encoding is byte-identical passes
+    # without being parsed; others are decoded and compared (floats with tolerance).
+    expected_json: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import grpc
 
-from next_tracer.engine import TracerEngine, parse_plain_json
+from next_tracer.engine import TracerEngine
 from next_tracer.model import IoTests, Limits, RunResult, TestOutcome, TraceOptions, Verdict
 from nextapi.tracer.v1 import tracer_service_pb2 as pb
 from nextapi.tracer.v1 import tracer_service_pb2_grpc as pb_grpc
@@ -47,10 +47,9 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
         result: RunResult
         if request.HasField("io_tests"):
             io = request.io_tests
-            expected = [parse_plain_json(t, "io_tests.expected_json[%d]" % i) for i, t in enumerate(io.expected_json)]
             result = await self.engine.run_io_tests(
                 request.program,
-                IoTests(io.entry_point, [], expected, io.atol, list(io.inputs_json)),
+                IoTests(io.entry_point, [], [], io.atol, list(io.inputs_json), list(io.expected_json)),
                 limits,
                 _deadline(context),
             )
