@@ -1,0 +1,174 @@
+"""Running one job: statement tests (MBPP asserts, HumanEval check scripts) or io inputs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+from .session import ProgramSession
+from .supervisor import ProgramChild
+from .tracing import ReprLimits, Tracer, make_tracer
+from .wire import MESSAGE_CHARS, OUT, ChildFailure, describe
+
+
+def result_record(status: str, message: str, started: float, **extra: Any) -> dict[str, Any]:
+    out = {"status": status, "message": message[:MESSAGE_CHARS], "duration_s": round(time.monotonic() - started, 6)}
+    out.update(extra)
+    return out
+
+
+def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        code = compile(source, "<test>", "exec")
+    except SyntaxError as exc:
+        return result_record("ERROR", "SyntaxError in test: %s" % exc, started)
+    tracer = None
+    if trace:
+        cfg = job["trace"]
+        tracer = make_tracer(
+            [code],
+            {"<test>": "test"},
+            set(),
+            lambda ev: OUT.emit({"events": ev}),
+            ReprLimits(cfg["max_value_chars"], cfg["max_items"]),
+            max_steps=cfg["max_steps"],
+            ignore_exceptions=(ChildFailure,),
+            backend=cfg.get("backend", "auto"),
+        )
+    runner = ProgramSession(job, program, tracer)
+    runner.deadline = time.monotonic() + job["limits"]["timeout_s"]
+    child = None
+    try:
+        listing = runner.spawn()
+        child = runner.child
+        ns = runner.namespace(listing)
+        if tracer is not None:
+            try:
+                tracer.start(set(ns))
+            except Exception:  # a tracer that cannot start costs the trace, never the verdict
+                tracer = runner.tracer = None
+        # The test code itself runs here: a loop in it (not in the program) is stopped by an alarm.
+        remaining = max(0.001, runner.deadline - time.monotonic())
+        signal.signal(signal.SIGALRM, _test_alarm)
+        signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
+        try:
+            exec(code, ns)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if tracer is not None:
+                tracer.stop()
+        return result_record("PASSED", "", started)
+    except ChildFailure as exc:
+        return result_record(exc.status, exc.message, started)
+    except AssertionError as exc:
+        return result_record("FAILED", "AssertionError: %s" % exc if str(exc) else "AssertionError", started)
+    except BaseException as exc:
+        return result_record("ERROR", describe(exc), started)
+    finally:
+        if child is not None:
+            _forward_child_events(child, tracer)
+            out = bytes(child.output)
+        runner.close()
+        if child is not None and out:
+            OUT.emit({"output": out.decode("utf-8", "replace")})
+
+
+def _test_alarm(signum: int, frame: Any) -> None:
+    raise ChildFailure("TIMEOUT", "the test itself did not finish within its time limit")
+
+
+def _forward_child_events(child: ProgramChild, tracer: Tracer | None) -> None:
+    if child.events:
+        OUT.emit({"events": child.events})
+        child.events = []
+
+
+def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]]) -> None:
+    """EvalPlus-style inputs: one child runs them in order, each with its own time limit.
+
+    The inputs go to the child in one message and it answers input by input; a timeout,
+    crash or exit ends that input only: a fresh child continues with the next one.
+    """
+    entry = job["entry_point"]
+    timeout = job["limits"]["timeout_s"]
+    index = 0
+    while index < len(tests):
+        runner = ProgramSession(job, program, None)
+        started = time.monotonic()
+        loaded = False
+        try:
+            runner.deadline = started + timeout
+            runner.spawn()
+            loaded = True
+            child = runner.child
+            assert child is not None
+            child.send({"batch": entry, "inputs": [t["args"] for t in tests[index:]]})
+            while index < len(tests):
+                raw = child.receive_raw(started + timeout)
+                if raw.startswith(b"V"):
+                    _emit_returned(index, raw[1:], started)
+                else:
+                    _emit_call_result(index, json.loads(raw), started)
+                index += 1
+                started = time.monotonic()
+        except ChildFailure as exc:
+            # A program that cannot even load fails every remaining input the same way.
+            last = len(tests) if not loaded else index + 1
+            for failed in range(index, last):
+                OUT.emit({"test": failed, **result_record(exc.status, exc.message, started)}, flush=False)
+            index = last
+        finally:
+            runner.close()
+
+
+def _emit_returned(index: int, value: bytes, started: float) -> None:
+    """Pass a returned value on without parsing it: the server decodes and checks it.
+
+    The value goes on its own line right after a header that announces it, so whatever
+    bytes the program process wrote can only ever be read as that one value (it is a single
+    line: replies are split on newlines).
+    """
+    head = '{"test":%d,"status":"RETURNED","message":"","duration_s":%.6f,"value_follows":true}\n' % (
+        index,
+        time.monotonic() - started,
+    )
+    OUT.write(head.encode() + b"V" + value + b"\n")
+
+
+def _emit_call_result(index: int, reply: dict[str, Any], started: float) -> None:
+    if "memory" in reply:
+        OUT.emit({"test": index, **result_record("MEMORY_LIMIT", "memory limit exceeded (MemoryError)", started)})
+    elif "unplain" in reply:
+        message = "returned a %s object; only plain builtin data can be checked" % reply["unplain"]
+        OUT.emit({"test": index, **result_record("FAILED", message, started)})
+    elif "exit" in reply:
+        message = "the program called exit(%s) before the test finished" % reply["exit"]
+        OUT.emit({"test": index, **result_record("ERROR", message, started)})
+    else:
+        exc_type, message = reply["raise"]
+        OUT.emit(
+            {"test": index, **result_record("ERROR", "%s: %s" % (exc_type, message) if message else exc_type, started)}
+        )
+
+
+def run_job(job: dict[str, Any]) -> None:
+    tests = job["tests"]
+    if "inputs_json" in job:
+        tests = [{"args": args} for args in json.loads(job["inputs_json"])]
+    try:
+        program = compile(job["program"], "<program>", "exec")
+    except SyntaxError as exc:
+        for index in range(len(tests)):
+            OUT.emit({"test": index, "status": "ERROR", "message": "SyntaxError: %s" % exc, "duration_s": 0.0})
+        OUT.emit({"done": True})
+        return
+    if job["kind"] == "calls":
+        run_call_tests(job, program, tests)
+    else:
+        for index, test in enumerate(tests):
+            trace = bool(job.get("trace")) and index == job.get("trace_index", 0)
+            OUT.emit({"test": index, **run_statement_test(job, program, test["source"], trace)})
+    OUT.emit({"done": True})

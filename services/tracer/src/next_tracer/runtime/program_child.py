@@ -1,0 +1,174 @@
+"""The program process: runs the untrusted program and answers call requests.
+
+It sees arguments only, never a test or an expected value, and answers with plain data.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import resource
+from typing import Any
+
+from . import plain, scratch
+from .tracing import ReprLimits, Tracer, make_tracer
+from .wire import MESSAGE_CHARS, describe, send, write_all
+
+
+def run_program_child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: int, out_fd: int, trace: bool) -> None:
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    r, w = os.pipe()
+    os.close(w)
+    os.dup2(r, 0)
+    keep = {0, 1, 2, cmd_fd, res_fd}
+    for fd in range(3, 1024):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    limits = job["limits"]
+    cpu = int(limits["timeout_s"] * max(1, len(job["tests"]))) + 2
+    for res, value in (
+        (resource.RLIMIT_AS, limits["memory_bytes"]),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+        (resource.RLIMIT_NOFILE, 64),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+    try:
+        os.chdir(scratch.WORKDIR)
+    except OSError:
+        pass
+    tracer: Tracer | None = None
+    trace_cfg = job.get("trace")
+    if trace and trace_cfg:
+        lim = ReprLimits(trace_cfg["max_value_chars"], trace_cfg["max_items"])
+        tracer = make_tracer(
+            [program],
+            {"<program>": "program"},
+            {program},
+            lambda events: send(res_fd, {"events": events}),
+            lim,
+            max_steps=trace_cfg["max_steps"],
+            backend=trace_cfg.get("backend", "auto"),
+        )
+    ns: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        exec(program, ns)
+    except MemoryError:
+        send(res_fd, {"memory": True})
+        return
+    except BaseException as exc:
+        send(res_fd, {"program_error": describe(exc)})
+        return
+    send(res_fd, {"ready": _listing(ns)})
+    reader = os.fdopen(cmd_fd, "rb", buffering=0)
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            chunk = reader.read(65536)
+            if not chunk:
+                return
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        cmd = json.loads(line)
+        if "batch" in cmd:
+            _serve_batch(cmd, ns, res_fd)
+        else:
+            _serve_call(cmd, ns, res_fd, tracer)
+
+
+def _listing(ns: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in ns.items():
+        if name.startswith("__"):
+            continue
+        t = type(value)
+        if t.__name__ == "module":
+            out[name] = {"module": value.__name__}
+        elif callable(value):
+            out[name] = {"callable": True}
+        else:
+            try:
+                out[name] = {"value": plain.encode(value)}
+            except plain.NotPlainError:
+                out[name] = {"opaque": t.__name__}
+    return out
+
+
+def _failure_reply(exc: BaseException) -> dict[str, Any]:
+    """How a call that did not return plain data is reported to the harness."""
+    if isinstance(exc, MemoryError):
+        return {"memory": True}
+    if isinstance(exc, plain.NotPlainError):
+        return {"unplain": exc.type_name}
+    if isinstance(exc, SystemExit):
+        return {"exit": repr(exc.code)[:MESSAGE_CHARS]}
+    return {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
+
+
+def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
+    """Call the entry point on each input in turn, writing one reply per input as it finishes."""
+    fn = ns.get(cmd["batch"])
+    for raw in cmd["inputs"]:
+        try:
+            if fn is None or not callable(fn):
+                raise NameError("the program defines no function %r" % cmd["batch"])
+            result = fn(*[plain.decode(a) for a in raw])
+            line = b"V" + json.dumps(plain.encode(result), separators=(",", ":")).encode() + b"\n"
+            write_all(res_fd, line)
+        except BaseException as exc:
+            send(res_fd, _failure_reply(exc))
+
+
+def _serve_call(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int, tracer: Tracer | None) -> None:
+    try:
+        args = [_resolve(a, ns) for a in cmd["args"]]
+        kwargs = {k: _resolve(v, ns) for k, v in cmd["kwargs"].items()}
+        fn = ns[cmd["call"]]
+    except BaseException as exc:
+        send(res_fd, {"raise": ["TypeError", "bad call: %s" % describe(exc)]})
+        return
+    if tracer is not None:
+        tracer.step = cmd.get("step", 0)
+        try:
+            tracer.start(set())
+        except Exception:  # a tracer that cannot start costs the trace, never the verdict
+            tracer = None
+    try:
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            if tracer is not None:
+                tracer.stop()
+        reply: dict[str, Any] = {"ok": plain.encode(result)}
+        if cmd.get("want_args"):
+            reply["args_after"] = [_encode_or_none(a) for a in args]
+    except BaseException as exc:
+        reply = _failure_reply(exc)
+    if tracer is not None:
+        reply["step"] = tracer.step
+    try:
+        send(res_fd, reply)
+    except MemoryError:
+        send(res_fd, {"memory": True})
+
+
+def _resolve(arg: Any, ns: dict[str, Any]) -> Any:
+    if isinstance(arg, dict) and "$ref" in arg and len(arg) == 1:
+        return ns[arg["$ref"]]
+    return plain.decode(arg)
+
+
+def _encode_or_none(value: Any) -> Any:
+    try:
+        return plain.encode(value)
+    except plain.NotPlainError:
+        return None

@@ -1,0 +1,154 @@
+"""One test's view of the program: program callables become proxies to the program process."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from typing import Any
+
+from . import plain
+from .scratch import clean_jail
+from .supervisor import ProgramChild
+from .tracing import CUSTOM_REPRS, Tracer
+from .wire import ChildFailure
+
+
+class ProgramError(Exception):
+    """Stand-in raised in the test for an exception the program raised."""
+
+
+def _exception_class(name: str) -> type[BaseException]:
+    cls = getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls
+    return type(name, (ProgramError,), {})
+
+
+class Proxy:
+    """Stands in for a program callable inside the test namespace."""
+
+    def __init__(self, runner: ProgramSession, name: str) -> None:
+        self._runner = runner
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._runner.call(self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return "<program function %s>" % self._name
+
+
+CUSTOM_REPRS[Proxy] = lambda proxy: "<function %s>" % proxy._name
+
+
+class Opaque:
+    def __init__(self, name: str, type_name: str) -> None:
+        self._what = "%s (a %s object)" % (name, type_name)
+
+    def __getattr__(self, item: str) -> Any:
+        raise ProgramError("the test used %s, which is not plain data and stays inside the program" % self._what)
+
+
+class ProgramSession:
+    def __init__(self, job: dict[str, Any], program: Any, parent_tracer: Tracer | None) -> None:
+        self.job = job
+        self.program = program
+        self.child: ProgramChild | None = None
+        self.deadline = 0.0
+        self.want_args = True
+        self.tracer = parent_tracer
+
+    # child lifecycle
+    def spawn(self) -> dict[str, Any]:
+        self.child = ProgramChild(self.job, self.program, self.tracer is not None)
+        msg = self.child.receive(time.monotonic() + self.job["limits"]["timeout_s"])
+        if "program_error" in msg:
+            raise ChildFailure("ERROR", msg["program_error"])
+        if "memory" in msg:
+            raise ChildFailure("MEMORY_LIMIT", "MemoryError while loading the program")
+        listing: dict[str, Any] = msg["ready"]
+        return listing
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+        clean_jail()
+
+    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        child = self.child
+        if child is None:
+            raise ChildFailure("SANDBOX_ERROR", "no program process")
+        enc_args = [self._encode_arg(a) for a in args]
+        enc_kwargs = {k: self._encode_arg(v) for k, v in kwargs.items()}
+        step = self.tracer.step if self.tracer is not None else 0
+        if self.tracer is not None:
+            self.tracer.flush()
+        child.send({"call": name, "args": enc_args, "kwargs": enc_kwargs, "want_args": self.want_args, "step": step})
+        try:
+            reply = child.receive(self.deadline)
+        except ChildFailure:
+            if self.tracer is not None and child.events:
+                # The child died mid-call: continue numbering after the last step it reported.
+                self.tracer.step = max(self.tracer.step, max(e["step"] for e in child.events) + 1)
+            raise
+        if self.tracer is not None and "step" in reply:
+            self.tracer.step = reply["step"]
+        if "ok" in reply:
+            for original, after in zip(args, reply.get("args_after", []), strict=False):
+                _apply_mutation(original, after)
+            return plain.decode(reply["ok"])
+        if "memory" in reply:
+            child.kill()
+            raise ChildFailure("MEMORY_LIMIT", "memory limit exceeded (MemoryError)")
+        if "unplain" in reply:
+            raise ProgramError(
+                "%s returned a %s object; only plain builtin data can be checked" % (name, reply["unplain"])
+            )
+        if "exit" in reply:
+            raise ChildFailure("ERROR", "the program called exit(%s) before the test finished" % reply["exit"])
+        exc_type, message = reply["raise"]
+        raise _exception_class(exc_type)(message)
+
+    def _encode_arg(self, value: Any) -> Any:
+        if type(value) is Proxy:
+            return {"$ref": value._name}
+        try:
+            return plain.encode(value)
+        except plain.NotPlainError as exc:
+            raise ProgramError("cannot pass a %s object into the program" % exc.type_name) from None
+
+    def namespace(self, listing: dict[str, Any]) -> dict[str, Any]:
+        ns: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
+        may_shadow = set(self.job.get("entry_points") or ())
+        for name, info in listing.items():
+            if hasattr(builtins, name) and name not in may_shadow:
+                # A program's own `abs` or `sorted` stays inside the program: tests use the real
+                # builtins, so a fix cannot redefine what a test relies on to check it.
+                continue
+            if "callable" in info:
+                ns[name] = Proxy(self, name)
+            elif "module" in info:
+                try:
+                    ns[name] = __import__(info["module"])
+                except ImportError:
+                    ns[name] = Opaque(name, "module")
+            elif "value" in info:
+                ns[name] = plain.decode(info["value"])
+            else:
+                ns[name] = Opaque(name, info["opaque"])
+        return ns
+
+
+def _apply_mutation(original: Any, after: Any) -> None:
+    if after is None:
+        return
+    t = type(original)
+    if t is list or t is dict or t is set:
+        new = plain.decode(after)
+        if type(new) is t and new != original:
+            if t is list:
+                original[:] = new
+            else:
+                original.clear()
+                original.update(new)

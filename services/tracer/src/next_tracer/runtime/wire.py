@@ -1,0 +1,60 @@
+"""The harness's wire format: JSON lines on pipes, and the stream verdicts go out on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, BinaryIO
+
+MAX_MESSAGE = 256 * 1024 * 1024
+MESSAGE_CHARS = 500
+
+
+class ChildFailure(BaseException):
+    """The program process stopped answering: ends the current test with ``status``.
+
+    A BaseException, so test code's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def describe(exc: BaseException) -> str:
+    text = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+    return text[:MESSAGE_CHARS]
+
+
+def send(fd: int, obj: Any) -> None:
+    write_all(fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class Output:
+    """Where this process reports to the server (or to the jail's init): one JSON object a line."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def emit(self, obj: dict[str, Any], flush: bool = True) -> None:
+        self.stream.write((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+        if flush:
+            self.stream.flush()
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+OUT = Output(sys.stdout.buffer)
