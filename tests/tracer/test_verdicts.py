@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from next_tracer.engine import TracerEngine
 from next_tracer.model import IoTests, Limits, Verdict
 from next_tracer.sandbox.runner import Sandbox
@@ -133,3 +135,18 @@ async def test_a_hang_in_the_test_code_itself_is_a_timeout_of_that_test(engine: 
         ADD, ["assert add(1, 1) == 2", "while True: pass", "assert add(2, 2) == 4"], Limits(timeout_s=1.0)
     )
     assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.TIMEOUT, Verdict.PASSED]
+
+
+async def test_find_zero_oracle_accepts_any_root(engine: TracerEngine) -> None:
+    program = "def find_zero(xs):\n    return 2.0 if xs == [-6, 11, -6, 1] else 0.5\n"
+    # roots of (x-1)(x-2)(x-3): 2.0 is a root although the expected output says 1.0
+    io = IoTests("find_zero", [[[-6, 11, -6, 1]], [[1, 1]]], [1.0, -1.0], atol=1e-6, oracle="find_zero")
+    result = await engine.run_io_tests(program, io)
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED, Verdict.FAILED]
+
+
+async def test_unknown_oracle_is_invalid(engine: TracerEngine) -> None:
+    from next_common.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="available: '', 'find_zero'"):
+        await engine.run_io_tests(ADD, IoTests("add", [[1, 2]], [3], oracle="nope"))

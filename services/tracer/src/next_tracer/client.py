@@ -126,7 +126,11 @@ class GrpcTracerClient:
                 program=program,
                 limits=_limits(limits),
                 io_tests=pb.IoTests(
-                    entry_point=io.entry_point, inputs_json=inputs[a:b], expected_json=expected[a:b], atol=io.atol
+                    entry_point=io.entry_point,
+                    inputs_json=inputs[a:b],
+                    expected_json=expected[a:b],
+                    atol=io.atol,
+                    oracle=io.oracle,
                 ),
             )
             for a, b in chunks

@@ -11,7 +11,7 @@ from typing import Any
 
 from next_common.errors import InvalidArgumentError, ResourceExhaustedError
 from next_tracer import metrics
-from next_tracer.compare import outputs_match
+from next_tracer.compare import ORACLES
 from next_tracer.formats.base import CapturedTrace, RenderOptions
 from next_tracer.formats.registry import FormatRegistry
 from next_tracer.model import (
@@ -174,6 +174,9 @@ class TracerEngine:
         program = self._program(program)
         if not io.entry_point.isidentifier():
             raise InvalidArgumentError("io_tests.entry_point %r is not a Python identifier" % io.entry_point)
+        if io.oracle not in ORACLES:
+            known = ", ".join(repr(name) for name in sorted(ORACLES))
+            raise InvalidArgumentError("io_tests.oracle %r is unknown; available: %s" % (io.oracle, known))
         texts = io.inputs_json if io.inputs_json is not None else self._encode_inputs(io.inputs)
         n_expected = len(io.expected_json) if io.expected_json is not None else len(io.expected)
         if len(texts) != n_expected:
@@ -194,16 +197,16 @@ class TracerEngine:
         for i in range(len(texts)):
             record = records.tests.get(i)
             if record is not None and record["status"] == "RETURNED":
-                outcomes.append(self._grade(io, i, record))
+                outcomes.append(self._grade(io, i, record, texts[i]))
             else:
                 outcomes.append(self._outcome(record, records))
         return self._finish(outcomes, records.output)
 
     @staticmethod
-    def _grade(io: IoTests, i: int, record: dict[str, Any]) -> TestOutcome:
+    def _grade(io: IoTests, i: int, record: dict[str, Any], input_text: str) -> TestOutcome:
         raw: bytes = record.get("value_raw", b"")
         duration = float(record.get("duration_s", 0.0))
-        if io.expected_json is not None and raw == io.expected_json[i].encode():
+        if not io.oracle and io.expected_json is not None and raw == io.expected_json[i].encode():
             # Same encoder on both sides: identical bytes are identical values, no parsing needed.
             return TestOutcome(Verdict.PASSED, "", duration)
         if io.expected_json is not None:
@@ -214,7 +217,8 @@ class TracerEngine:
             actual = plain.decode(json.loads(raw))
         except (ValueError, TypeError, RecursionError):
             return TestOutcome(Verdict.ERROR, "the program process sent a malformed value", duration)
-        if outputs_match(actual, expected, io.atol):
+        args = plain.decode(json.loads(input_text)) if io.oracle else []
+        if ORACLES[io.oracle](args, actual, expected, io.atol):
             return TestOutcome(Verdict.PASSED, "", duration)
         return TestOutcome(Verdict.FAILED, "returned %s, expected %s" % (_short(actual), _short(expected)), duration)
 

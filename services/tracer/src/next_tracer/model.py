@@ -40,6 +40,7 @@ class IoTests:
     # Expected outputs in that encoding: an output whose encoding is byte-identical passes
     # without being parsed; others are decoded and compared (floats with tolerance).
     expected_json: list[str] | None = None
+    oracle: str = ""  # a named check from next_tracer.compare.ORACLES; "" compares with expected
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,9 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             io = request.io_tests
             result = await self.engine.run_io_tests(
                 request.program,
-                IoTests(io.entry_point, [], [], io.atol, list(io.inputs_json), list(io.expected_json)),
+                IoTests(
+                    io.entry_point, [], [], io.atol, list(io.inputs_json), list(io.expected_json), oracle=io.oracle
+                ),
                 limits,
                 _deadline(context),
             )

@@ -120,9 +120,14 @@ class IoTests(_message.Message):
     INPUTS_JSON_FIELD_NUMBER: _builtins.int
     EXPECTED_JSON_FIELD_NUMBER: _builtins.int
     ATOL_FIELD_NUMBER: _builtins.int
+    ORACLE_FIELD_NUMBER: _builtins.int
     entry_point: _builtins.str
     atol: _builtins.float
     """Absolute tolerance for floats (0: exact comparison)."""
+    oracle: _builtins.str
+    """A named output check instead of comparing with the expected output: "find_zero"
+    (HumanEval/32, any root x with |poly(xs, x)| <= atol passes). Empty: compare.
+    """
     @_builtins.property
     def inputs_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """One JSON array of positional arguments per input."""
@@ -138,10 +143,11 @@ class IoTests(_message.Message):
         inputs_json: _abc.Iterable[_builtins.str] | None = ...,
         expected_json: _abc.Iterable[_builtins.str] | None = ...,
         atol: _builtins.float = ...,
+        oracle: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["atol", b"atol", "entry_point", b"entry_point", "expected_json", b"expected_json", "inputs_json", b"inputs_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atol", b"atol", "entry_point", b"entry_point", "expected_json", b"expected_json", "inputs_json", b"inputs_json", "oracle", b"oracle"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
