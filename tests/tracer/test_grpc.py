@@ -254,3 +254,13 @@ async def test_server_fails_at_start_when_the_sandbox_cannot_work() -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "nsjail binary not found" in out.stderr
+
+
+async def test_io_outputs_can_be_returned(stub: pb_grpc.TracerServiceStub) -> None:
+    io = pb.IoTests(
+        entry_point="add", inputs_json=['[{"$tuple": [1]}, {"$tuple": [2]}]', '["a", 1]'], return_outputs=True
+    )
+    resp = await stub.RunTests(pb.RunTestsRequest(program=PROGRAM, io_tests=io))
+    assert [t.verdict for t in resp.tests] == [pb.VERDICT_PASSED, pb.VERDICT_ERROR]
+    assert resp.tests[0].output_json == '{"$tuple":[1,2]}'
+    assert "TypeError" in resp.tests[1].message

@@ -78,7 +78,7 @@ def _limits(limits: Limits | None) -> pb.Limits:
 
 
 def _outcome(t: pb.TestResult) -> TestOutcome:
-    return TestOutcome(verdict_from_proto(t.verdict), t.message, t.duration_s)
+    return TestOutcome(verdict_from_proto(t.verdict), t.message, t.duration_s, t.output_json)
 
 
 class GrpcTracerClient:
@@ -115,7 +115,7 @@ class GrpcTracerClient:
         chunks: list[tuple[int, int]] = []
         start, size = 0, len(program)
         for i in range(len(inputs)):
-            item = len(inputs[i]) + len(expected[i]) + 16
+            item = len(inputs[i]) + (len(expected[i]) if expected else 0) + 16
             if i > start and size + item > self.max_request_bytes:
                 chunks.append((start, i))
                 start, size = i, len(program)
@@ -131,6 +131,7 @@ class GrpcTracerClient:
                     expected_json=expected[a:b],
                     atol=io.atol,
                     oracle=io.oracle,
+                    return_outputs=io.return_outputs,
                 ),
             )
             for a, b in chunks

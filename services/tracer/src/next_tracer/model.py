@@ -41,6 +41,7 @@ class IoTests:
     # without being parsed; others are decoded and compared (floats with tolerance).
     expected_json: list[str] | None = None
     oracle: str = ""  # a named check from next_tracer.compare.ORACLES; "" compares with expected
+    return_outputs: bool = False  # report each returned value; with no expected outputs, returning passes
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TestOutcome:
     verdict: Verdict
     message: str = ""
     duration_s: float = 0.0
+    output_json: str = ""  # the returned value (plain-value JSON), when asked for
 
 
 @dataclass(frozen=True)

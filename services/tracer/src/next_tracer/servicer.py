@@ -24,7 +24,10 @@ def verdict_from_proto(value: pb.Verdict.ValueType) -> Verdict:
 
 def outcome_to_proto(outcome: TestOutcome) -> pb.TestResult:
     return pb.TestResult(
-        verdict=verdict_to_proto(outcome.verdict), message=outcome.message, duration_s=outcome.duration_s
+        verdict=verdict_to_proto(outcome.verdict),
+        message=outcome.message,
+        duration_s=outcome.duration_s,
+        output_json=outcome.output_json,
     )
 
 
@@ -50,7 +53,14 @@ class TracerServicer(pb_grpc.TracerServiceServicer):
             result = await self.engine.run_io_tests(
                 request.program,
                 IoTests(
-                    io.entry_point, [], [], io.atol, list(io.inputs_json), list(io.expected_json), oracle=io.oracle
+                    io.entry_point,
+                    [],
+                    [],
+                    io.atol,
+                    list(io.inputs_json),
+                    list(io.expected_json),
+                    oracle=io.oracle,
+                    return_outputs=io.return_outputs,
                 ),
                 limits,
                 _deadline(context),

@@ -24,39 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&nextapi/tracer/v1/tracer_service.proto\x12\x11nextapi.tracer.v1\"D\n\x06Limits\x12\x11\n\ttimeout_s\x18\x01 \x01(\x01\x12\x11\n\tmemory_mb\x18\x02 \x01(\r\x12\x14\n\x0coutput_bytes\x18\x03 \x01(\x04\"\x1f\n\rStatementTest\x12\x0e\n\x06source\x18\x01 \x01(\t\"h\n\x07IoTests\x12\x13\n\x0b\x65ntry_point\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x02 \x03(\t\x12\x15\n\rexpected_json\x18\x03 \x03(\t\x12\x0c\n\x04\x61tol\x18\x04 \x01(\x01\x12\x0e\n\x06oracle\x18\x05 \x01(\t\"^\n\nTestResult\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nduration_s\x18\x03 \x01(\x01\"\xc2\x01\n\x0fRunTestsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12/\n\x05tests\x18\x02 \x03(\x0b\x32 .nextapi.tracer.v1.StatementTest\x12,\n\x08io_tests\x18\x03 \x01(\x0b\x32\x1a.nextapi.tracer.v1.IoTests\x12)\n\x06limits\x18\x04 \x01(\x0b\x32\x19.nextapi.tracer.v1.Limits\x12\x14\n\x0c\x65ntry_points\x18\x05 \x03(\t\"}\n\x10RunTestsResponse\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12,\n\x05tests\x18\x02 \x03(\x0b\x32\x1d.nextapi.tracer.v1.TestResult\x12\x0e\n\x06output\x18\x03 \x01(\t\"c\n\nTraceEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\"\xe9\x01\n\x0cTraceRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12.\n\x04test\x18\x02 \x01(\x0b\x32 .nextapi.tracer.v1.StatementTest\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12)\n\x06limits\x18\x04 \x01(\x0b\x32\x19.nextapi.tracer.v1.Limits\x12\x11\n\tmax_steps\x18\x05 \x01(\r\x12\x17\n\x0fmax_value_chars\x18\x06 \x01(\r\x12\x1b\n\x13max_states_per_line\x18\x07 \x01(\r\x12\x14\n\x0c\x65ntry_points\x18\x08 \x03(\t\"\xcd\x01\n\rTraceResponse\x12\x10\n\x08rendered\x18\x01 \x01(\t\x12-\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1d.nextapi.tracer.v1.TraceEvent\x12+\n\x07verdict\x18\x03 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12+\n\x04test\x18\x04 \x01(\x0b\x32\x1d.nextapi.tracer.v1.TestResult\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x0e\n\x06\x66ormat\x18\x06 \x01(\t\"\x14\n\x12ListFormatsRequest\"4\n\x0fTraceFormatInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"J\n\x13ListFormatsResponse\x12\x33\n\x07\x66ormats\x18\x01 \x03(\x0b\x32\".nextapi.tracer.v1.TraceFormatInfo*\xd6\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_PASSED\x10\x01\x12\x12\n\x0eVERDICT_FAILED\x10\x02\x12\x11\n\rVERDICT_ERROR\x10\x03\x12\x13\n\x0fVERDICT_TIMEOUT\x10\x04\x12\x18\n\x14VERDICT_MEMORY_LIMIT\x10\x05\x12\x18\n\x14VERDICT_OUTPUT_LIMIT\x10\x06\x12\x13\n\x0fVERDICT_CRASHED\x10\x07\x12\x19\n\x15VERDICT_SANDBOX_ERROR\x10\x08\x32\x8e\x02\n\rTracerService\x12S\n\x08RunTests\x12\".nextapi.tracer.v1.RunTestsRequest\x1a#.nextapi.tracer.v1.RunTestsResponse\x12J\n\x05Trace\x12\x1f.nextapi.tracer.v1.TraceRequest\x1a .nextapi.tracer.v1.TraceResponse\x12\\\n\x0bListFormats\x12%.nextapi.tracer.v1.ListFormatsRequest\x1a&.nextapi.tracer.v1.ListFormatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&nextapi/tracer/v1/tracer_service.proto\x12\x11nextapi.tracer.v1\"D\n\x06Limits\x12\x11\n\ttimeout_s\x18\x01 \x01(\x01\x12\x11\n\tmemory_mb\x18\x02 \x01(\r\x12\x14\n\x0coutput_bytes\x18\x03 \x01(\x04\"\x1f\n\rStatementTest\x12\x0e\n\x06source\x18\x01 \x01(\t\"\x80\x01\n\x07IoTests\x12\x13\n\x0b\x65ntry_point\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x02 \x03(\t\x12\x15\n\rexpected_json\x18\x03 \x03(\t\x12\x0c\n\x04\x61tol\x18\x04 \x01(\x01\x12\x0e\n\x06oracle\x18\x05 \x01(\t\x12\x16\n\x0ereturn_outputs\x18\x06 \x01(\x08\"s\n\nTestResult\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nduration_s\x18\x03 \x01(\x01\x12\x13\n\x0boutput_json\x18\x04 \x01(\t\"\xc2\x01\n\x0fRunTestsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12/\n\x05tests\x18\x02 \x03(\x0b\x32 .nextapi.tracer.v1.StatementTest\x12,\n\x08io_tests\x18\x03 \x01(\x0b\x32\x1a.nextapi.tracer.v1.IoTests\x12)\n\x06limits\x18\x04 \x01(\x0b\x32\x19.nextapi.tracer.v1.Limits\x12\x14\n\x0c\x65ntry_points\x18\x05 \x03(\t\"}\n\x10RunTestsResponse\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12,\n\x05tests\x18\x02 \x03(\x0b\x32\x1d.nextapi.tracer.v1.TestResult\x12\x0e\n\x06output\x18\x03 \x01(\t\"c\n\nTraceEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\"\xe9\x01\n\x0cTraceRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12.\n\x04test\x18\x02 \x01(\x0b\x32 .nextapi.tracer.v1.StatementTest\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12)\n\x06limits\x18\x04 \x01(\x0b\x32\x19.nextapi.tracer.v1.Limits\x12\x11\n\tmax_steps\x18\x05 \x01(\r\x12\x17\n\x0fmax_value_chars\x18\x06 \x01(\r\x12\x1b\n\x13max_states_per_line\x18\x07 \x01(\r\x12\x14\n\x0c\x65ntry_points\x18\x08 \x03(\t\"\xcd\x01\n\rTraceResponse\x12\x10\n\x08rendered\x18\x01 \x01(\t\x12-\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1d.nextapi.tracer.v1.TraceEvent\x12+\n\x07verdict\x18\x03 \x01(\x0e\x32\x1a.nextapi.tracer.v1.Verdict\x12+\n\x04test\x18\x04 \x01(\x0b\x32\x1d.nextapi.tracer.v1.TestResult\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x0e\n\x06\x66ormat\x18\x06 \x01(\t\"\x14\n\x12ListFormatsRequest\"4\n\x0fTraceFormatInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"J\n\x13ListFormatsResponse\x12\x33\n\x07\x66ormats\x18\x01 \x03(\x0b\x32\".nextapi.tracer.v1.TraceFormatInfo*\xd6\x01\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_PASSED\x10\x01\x12\x12\n\x0eVERDICT_FAILED\x10\x02\x12\x11\n\rVERDICT_ERROR\x10\x03\x12\x13\n\x0fVERDICT_TIMEOUT\x10\x04\x12\x18\n\x14VERDICT_MEMORY_LIMIT\x10\x05\x12\x18\n\x14VERDICT_OUTPUT_LIMIT\x10\x06\x12\x13\n\x0fVERDICT_CRASHED\x10\x07\x12\x19\n\x15VERDICT_SANDBOX_ERROR\x10\x08\x32\x8e\x02\n\rTracerService\x12S\n\x08RunTests\x12\".nextapi.tracer.v1.RunTestsRequest\x1a#.nextapi.tracer.v1.RunTestsResponse\x12J\n\x05Trace\x12\x1f.nextapi.tracer.v1.TraceRequest\x1a .nextapi.tracer.v1.TraceResponse\x12\\\n\x0bListFormats\x12%.nextapi.tracer.v1.ListFormatsRequest\x1a&.nextapi.tracer.v1.ListFormatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nextapi.tracer.v1.tracer_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=1388
-  _globals['_VERDICT']._serialized_end=1602
+  _globals['_VERDICT']._serialized_start=1434
+  _globals['_VERDICT']._serialized_end=1648
   _globals['_LIMITS']._serialized_start=61
   _globals['_LIMITS']._serialized_end=129
   _globals['_STATEMENTTEST']._serialized_start=131
   _globals['_STATEMENTTEST']._serialized_end=162
-  _globals['_IOTESTS']._serialized_start=164
-  _globals['_IOTESTS']._serialized_end=268
-  _globals['_TESTRESULT']._serialized_start=270
-  _globals['_TESTRESULT']._serialized_end=364
-  _globals['_RUNTESTSREQUEST']._serialized_start=367
-  _globals['_RUNTESTSREQUEST']._serialized_end=561
-  _globals['_RUNTESTSRESPONSE']._serialized_start=563
-  _globals['_RUNTESTSRESPONSE']._serialized_end=688
-  _globals['_TRACEEVENT']._serialized_start=690
-  _globals['_TRACEEVENT']._serialized_end=789
-  _globals['_TRACEREQUEST']._serialized_start=792
-  _globals['_TRACEREQUEST']._serialized_end=1025
-  _globals['_TRACERESPONSE']._serialized_start=1028
-  _globals['_TRACERESPONSE']._serialized_end=1233
-  _globals['_LISTFORMATSREQUEST']._serialized_start=1235
-  _globals['_LISTFORMATSREQUEST']._serialized_end=1255
-  _globals['_TRACEFORMATINFO']._serialized_start=1257
-  _globals['_TRACEFORMATINFO']._serialized_end=1309
-  _globals['_LISTFORMATSRESPONSE']._serialized_start=1311
-  _globals['_LISTFORMATSRESPONSE']._serialized_end=1385
-  _globals['_TRACERSERVICE']._serialized_start=1605
-  _globals['_TRACERSERVICE']._serialized_end=1875
+  _globals['_IOTESTS']._serialized_start=165
+  _globals['_IOTESTS']._serialized_end=293
+  _globals['_TESTRESULT']._serialized_start=295
+  _globals['_TESTRESULT']._serialized_end=410
+  _globals['_RUNTESTSREQUEST']._serialized_start=413
+  _globals['_RUNTESTSREQUEST']._serialized_end=607
+  _globals['_RUNTESTSRESPONSE']._serialized_start=609
+  _globals['_RUNTESTSRESPONSE']._serialized_end=734
+  _globals['_TRACEEVENT']._serialized_start=736
+  _globals['_TRACEEVENT']._serialized_end=835
+  _globals['_TRACEREQUEST']._serialized_start=838
+  _globals['_TRACEREQUEST']._serialized_end=1071
+  _globals['_TRACERESPONSE']._serialized_start=1074
+  _globals['_TRACERESPONSE']._serialized_end=1279
+  _globals['_LISTFORMATSREQUEST']._serialized_start=1281
+  _globals['_LISTFORMATSREQUEST']._serialized_end=1301
+  _globals['_TRACEFORMATINFO']._serialized_start=1303
+  _globals['_TRACEFORMATINFO']._serialized_end=1355
+  _globals['_LISTFORMATSRESPONSE']._serialized_start=1357
+  _globals['_LISTFORMATSRESPONSE']._serialized_end=1431
+  _globals['_TRACERSERVICE']._serialized_start=1651
+  _globals['_TRACERSERVICE']._serialized_end=1921
 # @@protoc_insertion_point(module_scope)

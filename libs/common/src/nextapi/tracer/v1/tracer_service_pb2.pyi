@@ -121,12 +121,17 @@ class IoTests(_message.Message):
     EXPECTED_JSON_FIELD_NUMBER: _builtins.int
     ATOL_FIELD_NUMBER: _builtins.int
     ORACLE_FIELD_NUMBER: _builtins.int
+    RETURN_OUTPUTS_FIELD_NUMBER: _builtins.int
     entry_point: _builtins.str
     atol: _builtins.float
     """Absolute tolerance for floats (0: exact comparison)."""
     oracle: _builtins.str
     """A named output check instead of comparing with the expected output: "find_zero"
     (HumanEval/32, any root x with |poly(xs, x)| <= atol passes). Empty: compare.
+    """
+    return_outputs: _builtins.bool
+    """Return each call's value (TestResult.output_json). With no expected outputs, a test
+    then passes when the call returns: this is how reference outputs are computed.
     """
     @_builtins.property
     def inputs_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -144,10 +149,11 @@ class IoTests(_message.Message):
         expected_json: _abc.Iterable[_builtins.str] | None = ...,
         atol: _builtins.float = ...,
         oracle: _builtins.str = ...,
+        return_outputs: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["atol", b"atol", "entry_point", b"entry_point", "expected_json", b"expected_json", "inputs_json", b"inputs_json", "oracle", b"oracle"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atol", b"atol", "entry_point", b"entry_point", "expected_json", b"expected_json", "inputs_json", b"inputs_json", "oracle", b"oracle", "return_outputs", b"return_outputs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -160,19 +166,23 @@ class TestResult(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     DURATION_S_FIELD_NUMBER: _builtins.int
+    OUTPUT_JSON_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     message: _builtins.str
     duration_s: _builtins.float
+    output_json: _builtins.str
+    """The returned value in the plain-value JSON encoding, when IoTests.return_outputs is set."""
     def __init__(
         self,
         *,
         verdict: Global___Verdict.ValueType = ...,
         message: _builtins.str = ...,
         duration_s: _builtins.float = ...,
+        output_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_s", b"duration_s", "message", b"message", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_s", b"duration_s", "message", b"message", "output_json", b"output_json", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
