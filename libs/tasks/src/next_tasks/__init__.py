@@ -1,0 +1,1 @@
+"""Repair tasks: one record used everywhere, builders for the benchmarks, parsing and metrics."""

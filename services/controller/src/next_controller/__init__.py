@@ -1,0 +1,1 @@
+"""The NExT controller and the user-facing ``next`` command."""

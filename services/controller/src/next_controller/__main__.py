@@ -1,0 +1,5 @@
+import sys
+
+from next_controller.cli import main
+
+sys.exit(main())
