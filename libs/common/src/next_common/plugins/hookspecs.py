@@ -21,3 +21,17 @@ def next_register_trace_formats(register: RegisterFn) -> None:
 
     Called once, when the tracer builds its format registry.
     """
+
+
+@hookspec
+def next_register_bug_sources(register: RegisterFn) -> None:
+    """Register sources of buggy programs for building Mbpp-R by name.
+
+    :param register: call ``register(name, factory)`` once per source. ``factory(options)``
+        (``options`` a dict of builder settings, e.g. ``{"completions": PATH}``) returns an
+        object with ``async candidates(problem, seed) -> list[tuple[str, str]]``: candidate
+        buggy programs as ``(kind, program)``, best first. The builder keeps those that fail
+        at least one test, deduplicated, up to its cap per problem.
+
+    Called once, when a builder resolves ``--bugs NAME``.
+    """

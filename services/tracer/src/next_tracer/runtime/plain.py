@@ -11,6 +11,7 @@ This module runs inside the jail: standard library only.
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import types
 from typing import Any
@@ -18,6 +19,18 @@ from typing import Any
 MAX_ITEMS = 5_000_000  # items in one value; the byte size is capped by the message limits
 MAX_DEPTH = 64
 MAX_ITER_ITEMS = 10_000
+
+
+# Captured at import, before any program runs: a program that rebinds these names cannot
+# make its own classes pass for them.
+_COUNTER = collections.Counter
+_ORDERED_DICT = collections.OrderedDict
+_DEFAULT_DICT = collections.defaultdict
+_DEQUE = collections.deque
+_DICT_ITEMS = dict.items
+_BUILTIN_TYPES = {
+    t.__name__: t for t in (int, float, str, bytes, bool, complex, list, tuple, dict, set, frozenset, type(None))
+}
 
 
 class NotPlainError(Exception):
@@ -76,8 +89,15 @@ def _encode(v: Any, depth: int, budget: list[int]) -> Any:
     if t is set or t is frozenset:
         key = "$set" if t is set else "$frozenset"
         return {key: [_encode(x, depth + 1, budget) for x in v]}
-    if t is dict:
-        return {"$dict": [[_encode(k, depth + 1, budget), _encode(x, depth + 1, budget)] for k, x in v.items()]}
+    if t is dict or t is _COUNTER or t is _ORDERED_DICT or t is _DEFAULT_DICT:
+        # dict.items, not the object's own items(): its class may have been patched.
+        pairs = [[_encode(k, depth + 1, budget), _encode(x, depth + 1, budget)] for k, x in _DICT_ITEMS(v)]
+        tag = {dict: "$dict", _COUNTER: "$counter", _ORDERED_DICT: "$ordereddict", _DEFAULT_DICT: "$defaultdict"}[t]
+        return {tag: pairs}
+    if t is _DEQUE:
+        return {"$deque": [_encode(x, depth + 1, budget) for x in list(v)]}
+    if t is type and _BUILTIN_TYPES.get(getattr(v, "__name__", "")) is v:
+        return {"$type": getattr(v, "__name__", "")}
     if t is bytes:
         return {"$bytes": base64.b64encode(v).decode("ascii")}
     if t is complex:
@@ -120,8 +140,18 @@ def decode(data: Any) -> Any:
             return {decode(x) for x in body}
         if tag == "$frozenset":
             return frozenset(decode(x) for x in body)
-        if tag == "$dict":
+        if tag in ("$dict", "$defaultdict"):  # a defaultdict arrives as a dict (its factory is code)
             return {decode(k): decode(x) for k, x in body}
+        if tag == "$counter":
+            return _COUNTER({decode(k): decode(x) for k, x in body})
+        if tag == "$ordereddict":
+            return _ORDERED_DICT((decode(k), decode(x)) for k, x in body)
+        if tag == "$deque":
+            return _DEQUE(decode(x) for x in body)
+        if tag == "$type":
+            if body not in _BUILTIN_TYPES:
+                raise ValueError("unknown builtin type %r" % body)
+            return _BUILTIN_TYPES[body]
         if tag == "$bytes":
             return base64.b64decode(body)
         if tag == "$complex":

@@ -131,7 +131,10 @@ class ProgramChild:
     def reap(self) -> int:
         if not self.alive:
             return self._status
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # already reaped by a jail-wide clean-up
+            status = signal.SIGKILL
         self.alive = False
         self._status = status
         for fd in (self.cmd_fd, self.res_fd, self.out_fd):
