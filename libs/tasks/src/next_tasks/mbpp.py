@@ -54,8 +54,23 @@ def _entry_point(code: str, tests: list[str]) -> str:
     return str(defined[-1]) if defined else ""
 
 
-def load_mbpp(source: str | Path) -> list[MbppProblem]:
-    records = read_jsonl(Path(source) / MBPP, ("task_id", "text", "code", "test_list", "test_setup_code"))
+def load_mbpp(source: str | Path | None) -> list[MbppProblem]:
+    """MBPP's 974 problems from a local copy laid out like ``shared/data``, or the hub when ``source`` is None."""
+    fields = ("task_id", "text", "code", "test_list", "test_setup_code")
+    if source is not None:
+        records = read_jsonl(Path(source) / MBPP, fields)
+    else:
+        try:
+            from datasets import load_dataset
+        except ImportError:
+            raise SourceError(
+                "reading MBPP from the hub needs 'datasets' (pip install next-tasks[hub]), or pass --source DIR"
+            ) from None
+        records = [
+            dict(r)
+            for split in ("train", "validation", "test", "prompt")
+            for r in load_dataset("google-research-datasets/mbpp", "full", split=split)
+        ]
     problems = []
     for r in records:
         setup = r["test_setup_code"].replace("\r\n", "\n").strip()

