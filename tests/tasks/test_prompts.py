@@ -31,6 +31,18 @@ TASK = TaskRecord(
     entry_point="max_of_mins",
     shown_tests=["assert max_of_mins([(1, 2), (5, 3)]) == 3", "assert max_of_mins([(4, 4)]) == 4"],
 )
+CHECK_TASK = TaskRecord(
+    task_id="golden/2",
+    source="test",
+    problem="Return the largest element of the list.",
+    buggy_program="def max_element(l: list):\n    m = l[0]\n    for e in l:\n        if e < m:\n            m = e\n"
+    "    return m\n",
+    entry_point="max_element",
+    shown_tests=[
+        "def check(candidate):\n    assert candidate([1, 2, 3]) == 3\n    assert candidate([5, 3]) == 5\n\n"
+        "check(max_element)\n"
+    ],
+)
 VARIANTS = {
     "trace-0shot": PromptOptions(with_trace=True, shots=0),
     "notrace-0shot": PromptOptions(with_trace=False, shots=0),
@@ -39,12 +51,12 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-async def test_golden_prompts(engine: TracerEngine, variant: str) -> None:
+@pytest.mark.parametrize(("task", "variant"), [(t, v) for t in (TASK, CHECK_TASK) for v in sorted(VARIANTS)])
+async def test_golden_prompts(engine: TracerEngine, task: TaskRecord, variant: str) -> None:
     options = VARIANTS[variant]
-    trace = await first_failing_trace(TASK, InProcessTracerClient(engine=engine)) if options.with_trace else None
-    text = render_text(render_messages(TASK, trace, options))
-    golden = GOLDEN / ("%s.txt" % variant)
+    trace = await first_failing_trace(task, InProcessTracerClient(engine=engine)) if options.with_trace else None
+    text = render_text(render_messages(task, trace, options))
+    golden = GOLDEN / ("%s-%s.txt" % (task.task_id.replace("/", "-"), variant))
     if os.environ.get("NEXT_UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")

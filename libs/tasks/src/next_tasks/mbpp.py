@@ -180,7 +180,9 @@ async def build_mbpp_r(
             ref_limits = Limits(timeout_s=REFERENCE_TIMEOUT_S)
             ref = await tracer.run_tests(problem.code, problem.tests, ref_limits, entry_points=[problem.entry_point])
             if ref.verdict is not Verdict.PASSED:
-                report.dropped_problems.setdefault("reference fails its tests", []).append(problem.task_id)
+                objects = any("only plain builtin data" in t.message for t in ref.tests)
+                reason = "tests use program objects (not plain data)" if objects else "reference fails its tests"
+                report.dropped_problems.setdefault(reason, []).append(problem.task_id)
                 return []
             # Per-test limit scaled from the reference's own run time, as EvalPlus does.
             slowest = max(t.duration_s for t in ref.tests)

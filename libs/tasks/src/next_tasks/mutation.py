@@ -35,6 +35,16 @@ CMP_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.IsNot: ast.Is,
 }
 WRONG_RETURNS = ("None", "0", "[]")
+MUTATION_KINDS = (
+    "operator",
+    "comparison",
+    "boolean",
+    "off-by-one",
+    "negation",
+    "swapped-branches",
+    "wrong-return",
+    "wrong-variable",
+)
 
 Edit = tuple[str, int, int]  # (kind, index of the node in ast.walk order, which option)
 
