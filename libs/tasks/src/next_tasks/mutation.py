@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import copy
 import random
+import warnings
 
 BINOP_SWAPS: dict[type[ast.operator], type[ast.operator]] = {
     ast.Add: ast.Sub,
@@ -47,6 +48,13 @@ MUTATION_KINDS = (
 )
 
 Edit = tuple[str, int, int]  # (kind, index of the node in ast.walk order, which option)
+
+
+def _parse(source: str) -> ast.Module:
+    # MBPP's solutions hold regexes like '\w' in plain strings: not our warnings to print.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+        return ast.parse(source)
 
 
 def _local_names(tree: ast.AST) -> dict[int, list[str]]:
@@ -145,7 +153,7 @@ def mutants(source: str, seed: int = 0, limit: int = 200) -> list[tuple[str, str
     The unchanged program and duplicates under the normalised AST are left out.
     """
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError:
         return []
     rng = random.Random(seed)
@@ -164,7 +172,7 @@ def mutants(source: str, seed: int = 0, limit: int = 200) -> list[tuple[str, str
                 continue
             try:
                 program = ast.unparse(_mutate(tree, by_kind[kind].pop()))
-                key = ast.dump(ast.parse(program))
+                key = ast.dump(_parse(program))
             except (SyntaxError, ValueError, TypeError, AssertionError):
                 continue
             if key not in seen:
@@ -176,6 +184,6 @@ def mutants(source: str, seed: int = 0, limit: int = 200) -> list[tuple[str, str
 def normalized(source: str) -> str | None:
     """The normalised-AST key used for deduplication (None when the source does not parse)."""
     try:
-        return ast.dump(ast.parse(source))
+        return ast.dump(_parse(source))
     except SyntaxError:
         return None
