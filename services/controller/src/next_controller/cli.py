@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,14 @@ from next_tasks.sources import SourceError, load_humaneval_hub, load_humaneval_l
 from next_tracer.client import GrpcTracerClient, InProcessTracerClient, TracerClient
 
 
-def _tracer(args: argparse.Namespace) -> TracerClient:
-    return GrpcTracerClient(args.target) if args.target else InProcessTracerClient()
+@contextlib.asynccontextmanager
+async def _tracer(args: argparse.Namespace) -> AsyncIterator[TracerClient]:
+    """The tracer the builders run programs through: ``--target`` or an in-process sandbox."""
+    client: TracerClient = GrpcTracerClient(args.target) if args.target else InProcessTracerClient()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def _print(summary: dict[str, Any], as_json: bool) -> None:
@@ -37,11 +45,8 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
 async def _build_hefix_plus(args: argparse.Namespace) -> int:
     sources = load_humaneval_local(args.source) if args.source else load_humaneval_hub()
-    tracer = _tracer(args)
-    try:
+    async with _tracer(args) as tracer:
         tasks, report = await build_hefix_plus(sources, tracer, args.concurrency)
-    finally:
-        await tracer.close()
     save_tasks(args.out, tasks)
     _print(report.to_json(), args.json)
     return 0
@@ -53,13 +58,10 @@ async def _build_mbpp_r(args: argparse.Namespace) -> int:
         raise SourceError("unknown bug source %r; available: %s" % (args.bugs, ", ".join(registry.names())))
     source = registry.get(args.bugs)({"completions": args.completions})
     problems = load_mbpp(args.source)
-    tracer = _tracer(args)
-    try:
+    async with _tracer(args) as tracer:
         splits, report = await build_mbpp_r(
             problems, source, tracer, args.per_problem, args.seed, args.concurrency, source_name=args.bugs
         )
-    finally:
-        await tracer.close()
     out = Path(args.out)
     for name, tasks in splits.items():
         save_tasks(out / ("%s.jsonl" % name), tasks)
@@ -69,11 +71,8 @@ async def _build_mbpp_r(args: argparse.Namespace) -> int:
 
 
 async def _build_demo(args: argparse.Namespace) -> int:
-    tracer = _tracer(args)
-    try:
+    async with _tracer(args) as tracer:
         tasks, report = await build_demo(tracer, args.per_problem, args.seed, args.concurrency)
-    finally:
-        await tracer.close()
     save_tasks(args.out, tasks)
     _print(report.to_json(), args.json)
     return 0
@@ -87,11 +86,8 @@ async def _show(args: argparse.Namespace) -> int:
     options = PromptOptions(with_trace=not args.no_trace, shots=args.shots, trace_format=args.format)
     trace = None
     if options.with_trace:
-        tracer = _tracer(args)
-        try:
+        async with _tracer(args) as tracer:
             trace = await first_failing_trace(task, tracer, options.trace_format)
-        finally:
-            await tracer.close()
     messages = render_messages(task, trace, options)
     if args.messages:
         print(json.dumps(messages, indent=1))
