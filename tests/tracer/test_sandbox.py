@@ -160,3 +160,15 @@ async def test_cpu_time_limit_backstop(engine: TracerEngine) -> None:
     # The kernel's CPU limit ends a busy loop even if the harness's wall clock were not watching.
     program = "import resource\ndef probe():\n    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)\n    return 0 < hard <= 10\n"
     await check(engine, program)
+
+
+async def test_only_the_interpreter_is_in_the_jail(engine: TracerEngine) -> None:
+    program = (
+        "import os, subprocess\ndef probe():\n"
+        "    assert os.listdir('/usr/bin') == [os.path.basename(os.path.realpath('/usr/bin/' + os.listdir('/usr/bin')[0]))]\n"
+        "    for path in ('/bin/sh', '/usr/bin/gcc', '/usr/bin/env', '/etc/passwd', '/root'):\n"
+        "        assert not os.path.exists(path), path\n"
+        "    try:\n        subprocess.run(['sh', '-c', 'true'])\n        return False\n"
+        "    except OSError:\n        return True\n"
+    )
+    await check(engine, program)

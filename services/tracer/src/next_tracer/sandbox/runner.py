@@ -8,10 +8,12 @@ read-only binds of the interpreter only, a small tmpfs, an empty environment, ui
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -122,7 +124,7 @@ class Sandbox:
             "-E",
             "LANG=C.UTF-8",
             "--",
-            self.python,
+            os.path.realpath(self.python),
             "-I",
             "-S",
             "%s/harness.py" % JAIL_RUNTIME,
@@ -130,14 +132,27 @@ class Sandbox:
         return argv if wall_s is not None else [*argv, "--serve"]
 
     def _interpreter_mounts(self) -> list[str]:
-        mounts = ["/usr", "/lib"]
+        """Read-only binds of only what the interpreter needs.
+
+        A system interpreter gets its binary, its standard library and the shared-library
+        directories, so there is no shell, compiler or other program in the jail to exec. An
+        interpreter elsewhere (a venv base, pyenv) gets its whole prefix.
+        """
+        real = os.path.realpath(self.python)
+        extra_targets = [m.split(":", 1)[-1] for m in self.settings.extra_mounts]
+        mounts: list[str] = []
+        version = re.fullmatch(r"python(\d+\.\d+)", os.path.basename(real))
+        if any(real.startswith(t + "/") for t in extra_targets):
+            pass  # the caller binds the prefix itself
+        elif real.startswith("/usr/bin/") and version and os.path.isdir("/usr/lib/python" + version.group(1)):
+            mounts += [real, "/usr/lib/python" + version.group(1)]
+        else:
+            mounts.append(str(Path(real).parent.parent))
+        for libdir in sorted(glob.glob("/usr/lib/*-linux-gnu*")):
+            # binaries name their loader as /lib/<arch>/... or /lib64/...: bind both spellings
+            mounts += [libdir, "%s:/lib/%s" % (libdir, os.path.basename(libdir))]
         if os.path.isdir("/lib64"):
             mounts.append("/lib64")
-        real = os.path.realpath(self.python)
-        prefix = str(Path(real).parent.parent)
-        extra_targets = [m.split(":", 1)[-1] for m in self.settings.extra_mounts]
-        if not any(real.startswith(m + "/") for m in ("/usr", "/lib", "/lib64", *extra_targets)):
-            mounts.append(prefix)
         return mounts + list(self.settings.extra_mounts)
 
     async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
