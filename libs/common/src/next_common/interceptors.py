@@ -42,6 +42,8 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
+        if handler is not None and handler.unary_stream is not None:
+            return self._wrap_stream(handler, handler_call_details.method)
         if handler is None or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
@@ -76,5 +78,28 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             wrapped,  # grpc.aio accepts coroutine handlers
             request_deserializer=safe_deserialize,
+            response_serializer=handler.response_serializer,
+        )
+
+    @staticmethod
+    def _wrap_stream(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+        inner = handler.unary_stream
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                async for item in inner(request, context):  # type: ignore[arg-type, misc, union-attr]
+                    yield item
+            except errors.NextError as exc:
+                code, message = status_for(exc)
+                await context.abort(code, message)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
+                    raise
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_stream_rpc_method_handler(
+            wrapped,  # grpc.aio accepts async-generator handlers
+            request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -35,3 +35,17 @@ def next_register_bug_sources(register: RegisterFn) -> None:
 
     Called once, when a builder resolves ``--bugs NAME``.
     """
+
+
+@hookspec
+def next_register_sampler_backends(register: RegisterFn) -> None:
+    """Register sampler backends by name.
+
+    :param register: call ``register(name, factory)``; ``factory(options)`` (a dict of the
+        sampler's settings, e.g. ``{"replay_file": PATH}``) returns an object with
+        ``description: str``, ``adapters() -> list[str]`` and
+        ``async generate(job, params, adapter) -> next_sampler.model.Generation``.
+
+    Called once, when the sampler builds its backends; only the backends the server is
+    configured to serve are constructed.
+    """

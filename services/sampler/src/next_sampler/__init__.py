@@ -1,0 +1,1 @@
+"""NExT sampler: one sampling API over inference backends."""

@@ -1,0 +1,5 @@
+import sys
+
+from next_sampler.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""Sampler backends; each built-in module is a plugin registered like third-party ones."""
+
+from next_sampler.backends import replay
+
+BUILTIN_BACKEND_PLUGINS = (replay,)

@@ -1,0 +1,67 @@
+"""SamplerService over gRPC: translates between protos and the engine, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from next_sampler.engine import SamplerEngine
+from next_sampler.model import Completion, SamplingParams
+from nextapi.sampler.v1 import sampler_service_pb2 as pb
+from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["SamplerService"].full_name
+DEFAULT_MAX_NEW_TOKENS = 512
+
+
+def params_from_proto(p: pb.SamplingParams) -> SamplingParams:
+    return SamplingParams(
+        n=p.n or 1,
+        temperature=p.temperature,
+        top_p=p.top_p or 1.0,
+        max_new_tokens=p.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+        stop=tuple(p.stop),
+        seed=p.seed,
+    )
+
+
+def completion_to_proto(c: Completion) -> pb.Completion:
+    return pb.Completion(
+        prompt_index=c.prompt_index,
+        sample_index=c.sample_index,
+        text=c.text,
+        prompt_tokens=c.prompt_tokens,
+        completion_tokens=c.completion_tokens,
+        finish_reason=c.finish_reason,
+        adapter=c.adapter,
+        seed=c.seed,
+    )
+
+
+class SamplerServicer(pb_grpc.SamplerServiceServicer):
+    def __init__(self, engine: SamplerEngine) -> None:
+        self.engine = engine
+
+    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.SampleResponse:
+        completions = await self.engine.sample(
+            list(request.prompts), params_from_proto(request.params), request.backend, request.adapter
+        )
+        return pb.SampleResponse(completions=[completion_to_proto(c) for c in completions])
+
+    async def SampleStream(
+        self, request: pb.SampleStreamRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.SampleStreamResponse]:
+        inner = request.request
+        stream = self.engine.stream(list(inner.prompts), params_from_proto(inner.params), inner.backend, inner.adapter)
+        async for completion, done, total in stream:
+            yield pb.SampleStreamResponse(completion=completion_to_proto(completion), done=done, total=total)
+
+    async def ListBackends(
+        self, request: pb.ListBackendsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListBackendsResponse:
+        return pb.ListBackendsResponse(
+            backends=[pb.BackendInfo(name=n, description=d, adapters=a) for n, d, a in self.engine.describe()],
+            default_backend=self.engine.settings.default_backend,
+        )

@@ -1,0 +1,21 @@
+"""Typed settings of the sampler service (environment prefix ``SAMPLER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from next_common.settings import ServiceSettings
+
+
+class SamplerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMPLER_", frozen=True, extra="ignore")
+
+    port: int = Field(50052, ge=0, le=65535)
+    backends: list[str] = Field(default_factory=lambda: ["replay"], description="Backends to serve, by name.")
+    default_backend: str = "replay"
+    replay_file: str = Field("", description="JSONL of recorded completions for the replay backend.")
+    max_concurrency: int = Field(64, ge=1, description="Generations in flight across all requests.")
+    max_queue: int = Field(64, ge=0, description="Requests waiting beyond those running; more is RESOURCE_EXHAUSTED.")
+    max_prompts: int = Field(10_000, ge=1)
+    max_samples: int = Field(1_000, ge=1, description="Upper bound of SamplingParams.n.")
