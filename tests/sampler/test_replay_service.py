@@ -76,7 +76,9 @@ async def test_unrecorded_requests_and_bad_files_are_clear_errors(tmp_path: Path
     with pytest.raises(InvalidArgumentError, match=r"bad\.jsonl:2: field 'text' must be a str"):
         ReplayBackend(bad)
     with pytest.raises(InvalidArgumentError, match="unknown backend"):
-        engine_for(bad, backends=["tgi"])
+        engine_for(recorded(tmp_path), backends=["vllm-typo"])
+    with pytest.raises(InvalidArgumentError, match="needs SAMPLER_TGI_URL"):
+        engine_for(recorded(tmp_path), backends=["tgi"], default_backend="tgi")
 
 
 async def test_sample_and_stream_over_grpc(stub: pb_grpc.SamplerServiceStub) -> None:
@@ -111,7 +113,7 @@ def test_backends_are_plugins() -> None:
         def next_register_sampler_backends(self, register):  # type: ignore[no-untyped-def]
             register("echo", lambda options: None)
 
-    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "replay"]
+    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "replay", "tgi"]
 
 
 def test_cli_samples_in_process(tmp_path: Path) -> None:

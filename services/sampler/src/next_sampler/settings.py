@@ -15,6 +15,11 @@ class SamplerSettings(ServiceSettings):
     backends: list[str] = Field(default_factory=lambda: ["replay"], description="Backends to serve, by name.")
     default_backend: str = "replay"
     replay_file: str = Field("", description="JSONL of recorded completions for the replay backend.")
+    tgi_url: str = Field("", description="Base URL of a TGI server, e.g. http://tgi:80.")
+    tgi_adapters: list[str] = Field(default_factory=list, description="Adapters TGI was started with (LORA_ADAPTERS).")
+    tgi_max_in_flight: int = Field(64, ge=1, description="Keep below TGI's max_concurrent_requests (default 128).")
+    tgi_retries: int = Field(5, ge=0)
+    tgi_backoff_s: float = Field(0.2, ge=0)
     max_concurrency: int = Field(64, ge=1, description="Generations in flight across all requests.")
     max_queue: int = Field(64, ge=0, description="Requests waiting beyond those running; more is RESOURCE_EXHAUSTED.")
     max_prompts: int = Field(10_000, ge=1)

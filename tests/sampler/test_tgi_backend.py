@@ -1,0 +1,85 @@
+"""The tgi backend against the TGI-protocol test server: seeds, retries, adapters, in-flight cap."""
+
+from __future__ import annotations
+
+import pytest
+
+from next_common.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from next_sampler.engine import SamplerEngine, backend_registry
+from next_sampler.model import SamplingParams
+from next_sampler.settings import SamplerSettings
+from tests.sampler.tgi_protocol_server import TgiProtocolServer
+
+
+def engine(server: TgiProtocolServer, **overrides: object) -> SamplerEngine:
+    settings = SamplerSettings(
+        backends=["tgi"],
+        default_backend="tgi",
+        tgi_url=server.url,  # type: ignore[arg-type]
+        tgi_adapters=["round-1"],
+        tgi_backoff_s=0.01,
+        **overrides,
+    )
+    return SamplerEngine(settings, backend_registry(load_entry_points=False))
+
+
+async def test_n_samples_are_seeded_requests_with_explicit_fields() -> None:
+    with TgiProtocolServer() as server:
+        out = await engine(server).sample(
+            ["def f():"], SamplingParams(n=4, temperature=0.8, top_p=0.95, seed=10), adapter="round-1"
+        )
+    assert sorted(r["parameters"]["seed"] for r in server.requests) == [10, 11, 12, 13]
+    for request in server.requests:
+        params = request["parameters"]
+        assert params["do_sample"] is True and params["details"] is True and params["adapter_id"] == "round-1"
+        assert "best_of" not in params
+    assert [c.text.split("|")[:2] for c in out] == [["round-1", "seed=%d" % s] for s in (10, 11, 12, 13)]
+    assert {c.adapter for c in out} == {"round-1"} and {c.finish_reason for c in out} == {"length"}
+
+
+async def test_greedy_sends_no_temperature() -> None:
+    with TgiProtocolServer() as server:
+        await engine(server).sample(["x"], SamplingParams())
+    (params,) = [r["parameters"] for r in server.requests]
+    assert params["do_sample"] is False and "temperature" not in params and "adapter_id" not in params
+
+
+async def test_429_and_5xx_are_retried_422_is_not() -> None:
+    with TgiProtocolServer() as server:
+        server.fail_next = [429, 503, 424]
+        out = await engine(server).sample(["x"], SamplingParams())
+        assert out[0].text.startswith("base|") and len(server.requests) == 4
+    with TgiProtocolServer(max_new_tokens_limit=16) as server:
+        with pytest.raises(InvalidArgumentError, match="max_new_tokens"):
+            await engine(server).sample(["x"], SamplingParams(max_new_tokens=100))
+        assert len(server.requests) == 1
+
+
+async def test_retries_are_bounded() -> None:
+    with TgiProtocolServer() as server:
+        server.fail_next = [503] * 10
+        with pytest.raises(UnavailableError, match="failed after 3 attempts"):
+            await engine(server, tgi_retries=2).sample(["x"], SamplingParams())
+        assert len(server.requests) == 3
+
+
+async def test_in_flight_requests_stay_under_the_cap() -> None:
+    with TgiProtocolServer(delay_s=0.02) as server:
+        out = await engine(server, tgi_max_in_flight=3).sample(["a", "b"], SamplingParams(n=12, temperature=1.0))
+    assert len(out) == 24 and server.max_in_flight <= 3 and server.max_in_flight >= 2
+
+
+async def test_an_adapter_tgi_was_not_started_with_is_refused() -> None:
+    # TGI would silently answer with the base model; the sampler must not let that happen.
+    with TgiProtocolServer() as server:
+        with pytest.raises(NotFoundError, match="no adapter 'round-2'"):
+            await engine(server).sample(["x"], SamplingParams(), adapter="round-2")
+        assert server.requests == []
+
+
+async def test_unreachable_server_is_unavailable() -> None:
+    settings = SamplerSettings(
+        backends=["tgi"], default_backend="tgi", tgi_url="http://127.0.0.1:9", tgi_retries=1, tgi_backoff_s=0.01
+    )
+    with pytest.raises(UnavailableError, match="ConnectError"):
+        await SamplerEngine(settings, backend_registry(load_entry_points=False)).sample(["x"], SamplingParams())
