@@ -113,7 +113,7 @@ def test_backends_are_plugins() -> None:
         def next_register_sampler_backends(self, register):  # type: ignore[no-untyped-def]
             register("echo", lambda options: None)
 
-    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "replay", "tgi"]
+    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "openai", "replay", "tgi"]
 
 
 def test_cli_samples_in_process(tmp_path: Path) -> None:
@@ -139,3 +139,9 @@ def test_cli_samples_in_process(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert [c["text"] for c in json.loads(out.stdout)["completions"]] == ["answer 1.0", "answer 1.1"]
+
+
+async def test_activate_over_grpc_refuses_unknown_adapters(stub: pb_grpc.SamplerServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ActivateAdapter(pb.ActivateAdapterRequest(adapter="round-9"))
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND

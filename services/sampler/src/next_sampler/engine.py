@@ -10,7 +10,7 @@ from next_common.errors import InvalidArgumentError, NotFoundError, ResourceExha
 from next_common.plugins.manager import Registry, get_plugin_manager
 from next_sampler.backends import BUILTIN_BACKEND_PLUGINS
 from next_sampler.backends.base import Backend
-from next_sampler.model import Completion, SampleJob, SamplingParams, expand
+from next_sampler.model import Activation, Completion, SampleJob, SamplingParams, expand
 from next_sampler.settings import SamplerSettings
 
 
@@ -109,6 +109,33 @@ class SamplerEngine:
             for task in tasks:
                 task.cancel()
             self._requests -= 1
+
+    async def activate(self, backend: str, adapter: str, path: str = "", canary: str = "") -> Activation:
+        """Load ``adapter`` if a path is given, then verify it: a greedy canary must change under it."""
+        name = backend or self.settings.default_backend
+        if name not in self.backends:
+            raise InvalidArgumentError("unknown backend %r; served: %s" % (name, ", ".join(sorted(self.backends))))
+        if not adapter:
+            raise InvalidArgumentError("no adapter named")
+        found = self.backends[name]
+        if path:
+            loader = getattr(found, "load_adapter", None)
+            if loader is None:
+                raise InvalidArgumentError(
+                    "backend %r cannot load adapters at run time (TGI: start it with LORA_ADAPTERS)" % name
+                )
+            await loader(adapter, path)
+        if adapter not in found.adapters():
+            raise NotFoundError(
+                "backend %r has no adapter %r (available: %s)" % (name, adapter, ", ".join(found.adapters()) or "none")
+            )
+        params = SamplingParams(max_new_tokens=self.settings.canary_max_new_tokens)
+        job = SampleJob(0, 0, canary or self.settings.canary_prompt, 0)
+        base = await found.generate(job, params, "")
+        tuned = await found.generate(job, params, adapter)
+        verified = base.text != tuned.text
+        message = "" if verified else "the canary's greedy output is identical with and without the adapter"
+        return Activation(verified, base.text, tuned.text, message)
 
     def describe(self) -> list[tuple[str, str, list[str]]]:
         return [(name, b.description, b.adapters()) for name, b in sorted(self.backends.items())]

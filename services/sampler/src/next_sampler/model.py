@@ -50,3 +50,11 @@ class SampleJob:
 def expand(prompts: list[str], params: SamplingParams) -> list[SampleJob]:
     """N jobs per prompt with distinct seeds (seed + j): reproducible, never one shared seed."""
     return [SampleJob(i, j, prompt, params.seed + j) for i, prompt in enumerate(prompts) for j in range(params.n)]
+
+
+@dataclass(frozen=True)
+class Activation:
+    verified: bool
+    base_output: str
+    adapter_output: str
+    message: str = ""

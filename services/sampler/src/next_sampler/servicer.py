@@ -58,6 +58,17 @@ class SamplerServicer(pb_grpc.SamplerServiceServicer):
         async for completion, done, total in stream:
             yield pb.SampleStreamResponse(completion=completion_to_proto(completion), done=done, total=total)
 
+    async def ActivateAdapter(
+        self, request: pb.ActivateAdapterRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ActivateAdapterResponse:
+        result = await self.engine.activate(request.backend, request.adapter, request.path, request.canary_prompt)
+        return pb.ActivateAdapterResponse(
+            verified=result.verified,
+            base_output=result.base_output,
+            adapter_output=result.adapter_output,
+            message=result.message,
+        )
+
     async def ListBackends(
         self, request: pb.ListBackendsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListBackendsResponse:

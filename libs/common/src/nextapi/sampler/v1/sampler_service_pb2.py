@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(nextapi/sampler/v1/sampler_service.proto\x12\x12nextapi.sampler.v1\"s\n\x0eSamplingParams\x12\t\n\x01n\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x01\x12\r\n\x05top_p\x18\x03 \x01(\x01\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x04\"\xae\x01\n\nCompletion\x12\x14\n\x0cprompt_index\x18\x01 \x01(\r\x12\x14\n\x0csample_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\r\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x07 \x01(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x04\"v\n\rSampleRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x32\n\x06params\x18\x02 \x01(\x0b\x32\".nextapi.sampler.v1.SamplingParams\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x04 \x01(\t\"E\n\x0eSampleResponse\x12\x33\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x1e.nextapi.sampler.v1.Completion\"I\n\x13SampleStreamRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.nextapi.sampler.v1.SampleRequest\"g\n\x14SampleStreamResponse\x12\x32\n\ncompletion\x18\x01 \x01(\x0b\x32\x1e.nextapi.sampler.v1.Completion\x12\x0c\n\x04\x64one\x18\x02 \x01(\r\x12\r\n\x05total\x18\x03 \x01(\r\"\x15\n\x13ListBackendsRequest\"B\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x61\x64\x61pters\x18\x03 \x03(\t\"b\n\x14ListBackendsResponse\x12\x31\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1f.nextapi.sampler.v1.BackendInfo\x12\x17\n\x0f\x64\x65\x66\x61ult_backend\x18\x02 \x01(\t2\xa9\x02\n\x0eSamplerService\x12O\n\x06Sample\x12!.nextapi.sampler.v1.SampleRequest\x1a\".nextapi.sampler.v1.SampleResponse\x12\x63\n\x0cSampleStream\x12\'.nextapi.sampler.v1.SampleStreamRequest\x1a(.nextapi.sampler.v1.SampleStreamResponse0\x01\x12\x61\n\x0cListBackends\x12\'.nextapi.sampler.v1.ListBackendsRequest\x1a(.nextapi.sampler.v1.ListBackendsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(nextapi/sampler/v1/sampler_service.proto\x12\x12nextapi.sampler.v1\"s\n\x0eSamplingParams\x12\t\n\x01n\x18\x01 \x01(\r\x12\x13\n\x0btemperature\x18\x02 \x01(\x01\x12\r\n\x05top_p\x18\x03 \x01(\x01\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x04\"\xae\x01\n\nCompletion\x12\x14\n\x0cprompt_index\x18\x01 \x01(\r\x12\x14\n\x0csample_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\r\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x07 \x01(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x04\"v\n\rSampleRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x32\n\x06params\x18\x02 \x01(\x0b\x32\".nextapi.sampler.v1.SamplingParams\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x04 \x01(\t\"E\n\x0eSampleResponse\x12\x33\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32\x1e.nextapi.sampler.v1.Completion\"I\n\x13SampleStreamRequest\x12\x32\n\x07request\x18\x01 \x01(\x0b\x32!.nextapi.sampler.v1.SampleRequest\"g\n\x14SampleStreamResponse\x12\x32\n\ncompletion\x18\x01 \x01(\x0b\x32\x1e.nextapi.sampler.v1.Completion\x12\x0c\n\x04\x64one\x18\x02 \x01(\r\x12\r\n\x05total\x18\x03 \x01(\r\"_\n\x16\x41\x63tivateAdapterRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x15\n\rcanary_prompt\x18\x04 \x01(\t\"i\n\x17\x41\x63tivateAdapterResponse\x12\x10\n\x08verified\x18\x01 \x01(\x08\x12\x13\n\x0b\x62\x61se_output\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64\x61pter_output\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x15\n\x13ListBackendsRequest\"B\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x61\x64\x61pters\x18\x03 \x03(\t\"b\n\x14ListBackendsResponse\x12\x31\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1f.nextapi.sampler.v1.BackendInfo\x12\x17\n\x0f\x64\x65\x66\x61ult_backend\x18\x02 \x01(\t2\x95\x03\n\x0eSamplerService\x12O\n\x06Sample\x12!.nextapi.sampler.v1.SampleRequest\x1a\".nextapi.sampler.v1.SampleResponse\x12\x63\n\x0cSampleStream\x12\'.nextapi.sampler.v1.SampleStreamRequest\x1a(.nextapi.sampler.v1.SampleStreamResponse0\x01\x12j\n\x0f\x41\x63tivateAdapter\x12*.nextapi.sampler.v1.ActivateAdapterRequest\x1a+.nextapi.sampler.v1.ActivateAdapterResponse\x12\x61\n\x0cListBackends\x12\'.nextapi.sampler.v1.ListBackendsRequest\x1a(.nextapi.sampler.v1.ListBackendsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,12 +43,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLESTREAMREQUEST']._serialized_end=622
   _globals['_SAMPLESTREAMRESPONSE']._serialized_start=624
   _globals['_SAMPLESTREAMRESPONSE']._serialized_end=727
-  _globals['_LISTBACKENDSREQUEST']._serialized_start=729
-  _globals['_LISTBACKENDSREQUEST']._serialized_end=750
-  _globals['_BACKENDINFO']._serialized_start=752
-  _globals['_BACKENDINFO']._serialized_end=818
-  _globals['_LISTBACKENDSRESPONSE']._serialized_start=820
-  _globals['_LISTBACKENDSRESPONSE']._serialized_end=918
-  _globals['_SAMPLERSERVICE']._serialized_start=921
-  _globals['_SAMPLERSERVICE']._serialized_end=1218
+  _globals['_ACTIVATEADAPTERREQUEST']._serialized_start=729
+  _globals['_ACTIVATEADAPTERREQUEST']._serialized_end=824
+  _globals['_ACTIVATEADAPTERRESPONSE']._serialized_start=826
+  _globals['_ACTIVATEADAPTERRESPONSE']._serialized_end=931
+  _globals['_LISTBACKENDSREQUEST']._serialized_start=933
+  _globals['_LISTBACKENDSREQUEST']._serialized_end=954
+  _globals['_BACKENDINFO']._serialized_start=956
+  _globals['_BACKENDINFO']._serialized_end=1022
+  _globals['_LISTBACKENDSRESPONSE']._serialized_start=1024
+  _globals['_LISTBACKENDSRESPONSE']._serialized_end=1122
+  _globals['_SAMPLERSERVICE']._serialized_start=1125
+  _globals['_SAMPLERSERVICE']._serialized_end=1530
 # @@protoc_insertion_point(module_scope)

@@ -203,6 +203,68 @@ class SampleStreamResponse(_message.Message):
 Global___SampleStreamResponse: _TypeAlias = SampleStreamResponse  # noqa: Y015
 
 @_typing.final
+class ActivateAdapterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    ADAPTER_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    CANARY_PROMPT_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    adapter: _builtins.str
+    path: _builtins.str
+    """Where the adapter lies (adapter_config.json + adapter_model.safetensors), for backends
+    that load adapters at run time; empty when the backend already has it.
+    """
+    canary_prompt: _builtins.str
+    """Greedy canary: activation is verified only if the adapter's output differs from the
+    base model's. Empty means the server's default canary.
+    """
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        adapter: _builtins.str = ...,
+        path: _builtins.str = ...,
+        canary_prompt: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter", b"adapter", "backend", b"backend", "canary_prompt", b"canary_prompt", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateAdapterRequest: _TypeAlias = ActivateAdapterRequest  # noqa: Y015
+
+@_typing.final
+class ActivateAdapterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    BASE_OUTPUT_FIELD_NUMBER: _builtins.int
+    ADAPTER_OUTPUT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    verified: _builtins.bool
+    base_output: _builtins.str
+    adapter_output: _builtins.str
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        verified: _builtins.bool = ...,
+        base_output: _builtins.str = ...,
+        adapter_output: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_output", b"adapter_output", "base_output", b"base_output", "message", b"message", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateAdapterResponse: _TypeAlias = ActivateAdapterResponse  # noqa: Y015
+
+@_typing.final
 class ListBackendsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -44,6 +44,11 @@ class SamplerServiceStub:
                 request_serializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamRequest.SerializeToString,
                 response_deserializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamResponse.FromString,
                 _registered_method=True)
+        self.ActivateAdapter = channel.unary_unary(
+                '/nextapi.sampler.v1.SamplerService/ActivateAdapter',
+                request_serializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterRequest.SerializeToString,
+                response_deserializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterResponse.FromString,
+                _registered_method=True)
         self.ListBackends = channel.unary_unary(
                 '/nextapi.sampler.v1.SamplerService/ListBackends',
                 request_serializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ListBackendsRequest.SerializeToString,
@@ -68,6 +73,13 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateAdapter(self, request, context):
+        """Load (where the backend can) and verify an adapter: a canary must change under it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListBackends(self, request, context):
         """Backends this server offers and the adapters each has.
         """
@@ -87,6 +99,11 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.SampleStream,
                     request_deserializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamRequest.FromString,
                     response_serializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamResponse.SerializeToString,
+            ),
+            'ActivateAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateAdapter,
+                    request_deserializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterRequest.FromString,
+                    response_serializer=nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterResponse.SerializeToString,
             ),
             'ListBackends': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBackends,
@@ -148,6 +165,33 @@ class SamplerService:
             '/nextapi.sampler.v1.SamplerService/SampleStream',
             nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamRequest.SerializeToString,
             nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.SampleStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nextapi.sampler.v1.SamplerService/ActivateAdapter',
+            nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterRequest.SerializeToString,
+            nextapi_dot_sampler_dot_v1_dot_sampler__service__pb2.ActivateAdapterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class SamplerServiceStub:
     """N samples for each prompt."""
     SampleStream: _grpc.UnaryStreamMultiCallable[_sampler_service_pb2.SampleStreamRequest, _sampler_service_pb2.SampleStreamResponse]
     """The same, streamed as completions finish, with progress."""
+    ActivateAdapter: _grpc.UnaryUnaryMultiCallable[_sampler_service_pb2.ActivateAdapterRequest, _sampler_service_pb2.ActivateAdapterResponse]
+    """Load (where the backend can) and verify an adapter: a canary must change under it."""
     ListBackends: _grpc.UnaryUnaryMultiCallable[_sampler_service_pb2.ListBackendsRequest, _sampler_service_pb2.ListBackendsResponse]
     """Backends this server offers and the adapters each has."""
 
@@ -47,6 +49,8 @@ class SamplerServiceAsyncStub(SamplerServiceStub):
     """N samples for each prompt."""
     SampleStream: _aio.UnaryStreamMultiCallable[_sampler_service_pb2.SampleStreamRequest, _sampler_service_pb2.SampleStreamResponse]  # type: ignore[assignment]
     """The same, streamed as completions finish, with progress."""
+    ActivateAdapter: _aio.UnaryUnaryMultiCallable[_sampler_service_pb2.ActivateAdapterRequest, _sampler_service_pb2.ActivateAdapterResponse]  # type: ignore[assignment]
+    """Load (where the backend can) and verify an adapter: a canary must change under it."""
     ListBackends: _aio.UnaryUnaryMultiCallable[_sampler_service_pb2.ListBackendsRequest, _sampler_service_pb2.ListBackendsResponse]  # type: ignore[assignment]
     """Backends this server offers and the adapters each has."""
 
@@ -66,6 +70,14 @@ class SamplerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_sampler_service_pb2.SampleStreamResponse], _abc.AsyncIterator[_sampler_service_pb2.SampleStreamResponse]]:
         """The same, streamed as completions finish, with progress."""
+
+    @_abc_1.abstractmethod
+    def ActivateAdapter(
+        self,
+        request: _sampler_service_pb2.ActivateAdapterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sampler_service_pb2.ActivateAdapterResponse, _abc.Awaitable[_sampler_service_pb2.ActivateAdapterResponse]]:
+        """Load (where the backend can) and verify an adapter: a canary must change under it."""
 
     @_abc_1.abstractmethod
     def ListBackends(
