@@ -113,7 +113,7 @@ def test_backends_are_plugins() -> None:
         def next_register_sampler_backends(self, register):  # type: ignore[no-untyped-def]
             register("echo", lambda options: None)
 
-    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "openai", "replay", "tgi"]
+    assert backend_registry([Plugin()], load_entry_points=False).names() == ["echo", "local", "openai", "replay", "tgi"]
 
 
 def test_cli_samples_in_process(tmp_path: Path) -> None:

