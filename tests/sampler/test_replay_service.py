@@ -145,3 +145,12 @@ async def test_activate_over_grpc_refuses_unknown_adapters(stub: pb_grpc.Sampler
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ActivateAdapter(pb.ActivateAdapterRequest(adapter="round-9"))
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_metrics_count_completions(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("next_sampler_completions_total", {"backend": "replay", "finish_reason": "stop"})
+    await engine_for(recorded(tmp_path)).sample(PROMPTS, SamplingParams(n=2))
+    after = REGISTRY.get_sample_value("next_sampler_completions_total", {"backend": "replay", "finish_reason": "stop"})
+    assert (after or 0) - (before or 0) == 4

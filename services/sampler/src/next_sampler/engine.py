@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from next_common.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from next_common.plugins.manager import Registry, get_plugin_manager
+from next_sampler import metrics
 from next_sampler.backends import BUILTIN_BACKEND_PLUGINS
 from next_sampler.backends.base import Backend
 from next_sampler.model import Activation, Completion, SampleJob, SamplingParams, expand
@@ -64,8 +66,17 @@ class SamplerEngine:
         return found
 
     async def _one(self, backend: Backend, job: SampleJob, params: SamplingParams, adapter: str) -> Completion:
+        name = next((n for n, b in self.backends.items() if b is backend), "unknown")
         async with self._slots:
-            gen = await backend.generate(job, params, adapter)
+            metrics.IN_FLIGHT.inc()
+            started = time.monotonic()
+            try:
+                gen = await backend.generate(job, params, adapter)
+            finally:
+                metrics.IN_FLIGHT.dec()
+        metrics.LATENCY.labels(name).observe(time.monotonic() - started)
+        metrics.COMPLETIONS.labels(name, gen.finish_reason).inc()
+        metrics.TOKENS.labels(name).inc(gen.completion_tokens)
         return Completion(
             job.prompt_index,
             job.sample_index,
@@ -87,6 +98,7 @@ class SamplerEngine:
     ) -> list[Completion]:
         found = self._validate(prompts, params, backend, adapter)
         self._admit()
+        metrics.REQUESTS.labels(backend or self.settings.default_backend).inc()
         try:
             jobs = expand(prompts, params)
             return list(await asyncio.gather(*(self._one(found, job, params, adapter) for job in jobs)))
