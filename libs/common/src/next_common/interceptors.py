@@ -26,6 +26,16 @@ class _MalformedRequest:
         self.reason = reason
 
 
+async def _abort(exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+    """End the RPC with the status for ``exc``; unknown errors are logged and become INTERNAL."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    code, message = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("unhandled error in %s", method, exc_info=exc)
+    await context.abort(code, message)
+
+
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     for error_type, code in STATUS_BY_ERROR:
         if isinstance(exc, error_type):
@@ -66,14 +76,8 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
                 )
             try:
                 return await inner(request, context)  # type: ignore[arg-type]
-            except errors.NextError as exc:
-                code, message = status_for(exc)
-                await context.abort(code, message)
             except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
-                    raise
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                await _abort(exc, context, method)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,  # grpc.aio accepts coroutine handlers
@@ -89,14 +93,8 @@ class ExceptionToStatusInterceptor(grpc.aio.ServerInterceptor):
             try:
                 async for item in inner(request, context):  # type: ignore[arg-type, misc, union-attr]
                     yield item
-            except errors.NextError as exc:
-                code, message = status_for(exc)
-                await context.abort(code, message)
             except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
-                    raise
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                await _abort(exc, context, method)
 
         return grpc.unary_stream_rpc_method_handler(
             wrapped,  # grpc.aio accepts async-generator handlers
