@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -11,9 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from next_common.errors import NextError
+from next_common.cli import run_command
 from next_common.logging import configure_logging
 from next_tasks.demo import build_demo
 from next_tasks.hefix import build_hefix_plus, summarize
@@ -152,15 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("WARNING")
-    try:
-        code: int = asyncio.run(args.run(args))
-        return code
-    except (NextError, SourceError, TaskFormatError, OSError) as exc:
-        print("error: %s" % exc, file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as exc:
-        print("error: %s: %s" % (exc.code().name, exc.details()), file=sys.stderr)
-        return 2
+    return run_command(args.run(args), (SourceError, TaskFormatError))
 
 
 if __name__ == "__main__":

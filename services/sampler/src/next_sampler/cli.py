@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from next_common.errors import NextError
+from next_common.cli import run_command
 from next_common.logging import configure_logging
 from next_sampler.engine import SamplerEngine
 from next_sampler.model import Completion, SamplingParams
@@ -136,15 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "serve":
         configure_logging("WARNING")
-    try:
-        code: int = asyncio.run(args.run(args))
-        return code
-    except NextError as exc:
-        print("error: %s" % exc, file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as exc:
-        print("error: %s: %s" % (exc.code().name, exc.details()), file=sys.stderr)
-        return 2
+    return run_command(args.run(args))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 
-import grpc
-
-from next_common.errors import NextError
+from next_common.cli import run_command
 from next_common.logging import configure_logging
 from next_tracer.client import GrpcTracerClient, InProcessTracerClient, TracerClient
 from next_tracer.model import Limits, TraceOptions, Verdict
@@ -148,17 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "serve":
         configure_logging("WARNING")
-    try:
-        return asyncio.run(COMMANDS[args.command](args))
-    except NextError as exc:
-        print("error: %s" % exc, file=sys.stderr)
-        return 2
-    except grpc.aio.AioRpcError as exc:
-        print("error: %s: %s" % (exc.code().name, exc.details()), file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print("error: %s" % exc, file=sys.stderr)
-        return 2
+    return run_command(COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":
