@@ -8,53 +8,21 @@ answers, and records every request it receives and how many were in flight at on
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.sampler.json_http_server import JsonHttpTestServer
 
-class TgiProtocolServer:
+
+class TgiProtocolServer(JsonHttpTestServer):
     def __init__(self, delay_s: float = 0.0, max_new_tokens_limit: int = 1024) -> None:
+        super().__init__()
         self.delay_s = delay_s
         self.max_new_tokens_limit = max_new_tokens_limit
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []  # status codes to answer the next requests with
         self.in_flight = 0
         self.max_in_flight = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload = server.handle(self.path, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def __enter__(self) -> TgiProtocolServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
