@@ -7,15 +7,13 @@ load-adapter endpoint (vLLM: ``/v1/load_lora_adapter``, SGLang: ``/load_lora_ada
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-import httpx
-
-from next_common.errors import InvalidArgumentError, UnavailableError
+from next_common.errors import InvalidArgumentError
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
+from next_sampler.backends.http import RetryingJsonClient
 from next_sampler.model import Generation, SampleJob, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -42,16 +40,12 @@ class OpenAIBackend:
             raise InvalidArgumentError("the openai backend needs SAMPLER_OPENAI_URL and SAMPLER_OPENAI_MODEL")
         if flavor not in LOAD_ENDPOINTS:
             raise InvalidArgumentError("SAMPLER_OPENAI_FLAVOR must be one of %s" % ", ".join(LOAD_ENDPOINTS))
-        self.url = url.rstrip("/")
         self.model = model
         self.flavor = flavor
-        self.retries = retries
-        self.backoff_s = backoff_s
         self._adapters: dict[str, str] = {}
-        self._in_flight = asyncio.Semaphore(max_in_flight)
         headers = {"Authorization": "Bearer " + api_key} if api_key else {}
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s, headers=headers, limits=httpx.Limits(max_connections=max_in_flight)
+        self.http = RetryingJsonClient(
+            "OpenAI-compatible server", url, RETRY_STATUS, max_in_flight, retries, backoff_s, timeout_s, headers=headers
         )
 
     def adapters(self) -> list[str]:
@@ -71,28 +65,8 @@ class OpenAIBackend:
             body["stop"] = list(params.stop)
         return body
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        delay, last = self.backoff_s, ""
-        for attempt in range(self.retries + 1):
-            async with self._in_flight:
-                try:
-                    resp = await self._client.post(self.url + path, json=body)
-                except httpx.TransportError as exc:
-                    resp, last = None, "%s: %s" % (type(exc).__name__, exc)
-            if resp is not None:
-                if resp.status_code == 200:
-                    return resp.json() if resp.content else {}
-                message = resp.text[:500]
-                if resp.status_code not in RETRY_STATUS:
-                    raise InvalidArgumentError("%s refused %s (%d): %s" % (self.url, path, resp.status_code, message))
-                last = "%d: %s" % (resp.status_code, message)
-            if attempt < self.retries:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        raise UnavailableError("%s%s failed after %d attempts: %s" % (self.url, path, self.retries + 1, last))
-
     async def generate(self, job: SampleJob, params: SamplingParams, adapter: str) -> Generation:
-        data = await self._post("/v1/completions", self.payload(job, params, adapter))
+        data = await self.http.post("/v1/completions", self.payload(job, params, adapter))
         choice = data["choices"][0]
         usage = data.get("usage") or {}
         return Generation(
@@ -103,7 +77,7 @@ class OpenAIBackend:
         )
 
     async def load_adapter(self, name: str, path: str) -> None:
-        await self._post(LOAD_ENDPOINTS[self.flavor], {"lora_name": name, "lora_path": path})
+        await self.http.post(LOAD_ENDPOINTS[self.flavor], {"lora_name": name, "lora_path": path})
         self._adapters[name] = path
 
 

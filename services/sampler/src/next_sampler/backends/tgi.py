@@ -11,15 +11,15 @@ accepted, and the adapter asked for is recorded with every sample.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import httpx
 
-from next_common.errors import InvalidArgumentError, UnavailableError
+from next_common.errors import InvalidArgumentError
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
+from next_sampler.backends.http import RetryingJsonClient
 from next_sampler.model import Generation, SampleJob, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,10 @@ class TgiBackend:
     ) -> None:
         if not url:
             raise InvalidArgumentError("the tgi backend needs SAMPLER_TGI_URL (e.g. http://tgi:80)")
-        self.url = url.rstrip("/")
         self._adapters = list(adapters)
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._client = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=max_in_flight))
+        self.http = RetryingJsonClient(
+            "TGI", url, RETRY_STATUS, max_in_flight, retries, backoff_s, timeout_s, describe_error=_error_message
+        )
 
     def adapters(self) -> list[str]:
         return list(self._adapters)
@@ -72,27 +70,8 @@ class TgiBackend:
         return {"inputs": job.prompt, "parameters": parameters}
 
     async def generate(self, job: SampleJob, params: SamplingParams, adapter: str) -> Generation:
-        body = self.payload(job, params, adapter)
-        delay = self.backoff_s
-        last = ""
-        for attempt in range(self.retries + 1):
-            async with self._in_flight:
-                try:
-                    resp = await self._client.post(self.url + "/generate", json=body)
-                except httpx.TransportError as exc:
-                    resp, last = None, "%s: %s" % (type(exc).__name__, exc)
-            if resp is not None:
-                if resp.status_code == 200:
-                    return self._parse(resp.json())
-                message = _error_message(resp)
-                if resp.status_code == 422 or resp.status_code not in RETRY_STATUS:
-                    raise InvalidArgumentError("TGI refused the request (%d): %s" % (resp.status_code, message))
-                last = "%d: %s" % (resp.status_code, message)
-            if attempt < self.retries:
-                log.info("TGI request failed (%s); retry %d/%d in %.2fs", last, attempt + 1, self.retries, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        raise UnavailableError("TGI at %s failed after %d attempts: %s" % (self.url, self.retries + 1, last))
+        # 422 (validation) is outside RETRY_STATUS: refused at once, never retried.
+        return self._parse(await self.http.post("/generate", self.payload(job, params, adapter)))
 
     @staticmethod
     def _parse(data: Any) -> Generation:
@@ -107,7 +86,7 @@ class TgiBackend:
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self.http.close()
 
 
 def _error_message(resp: httpx.Response) -> str:
