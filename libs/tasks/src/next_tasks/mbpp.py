@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
-from next_common.plugins.manager import Registry, get_plugin_manager
+from next_common.plugins.manager import Registry, collect
 from next_tasks.mutation import mutants, normalized
 from next_tasks.parsing import parse_completion
 from next_tasks.record import TaskRecord
@@ -130,12 +130,7 @@ def next_register_bug_sources(register: RegisterFn) -> None:
 def bug_sources(extra_plugins: tuple[object, ...] = (), load_entry_points: bool = True) -> Registry:
     import next_tasks.mbpp as builtin
 
-    pm = get_plugin_manager([builtin], load_entry_points=load_entry_points)
-    for plugin in extra_plugins:
-        pm.register(plugin)
-    registry = Registry("bug source")
-    pm.hook.next_register_bug_sources(register=registry.register)
-    return registry
+    return collect("bug source", "next_register_bug_sources", [builtin], extra_plugins, load_entry_points)
 
 
 @dataclass

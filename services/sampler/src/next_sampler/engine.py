@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from next_common.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
-from next_common.plugins.manager import Registry, get_plugin_manager
+from next_common.plugins.manager import Registry, collect
 from next_sampler import metrics
 from next_sampler.backends import BUILTIN_BACKEND_PLUGINS
 from next_sampler.backends.base import Backend
@@ -17,12 +17,9 @@ from next_sampler.settings import SamplerSettings
 
 
 def backend_registry(extra_plugins: Iterable[Any] = (), load_entry_points: bool = True) -> Registry:
-    pm = get_plugin_manager(BUILTIN_BACKEND_PLUGINS, load_entry_points=load_entry_points)
-    for plugin in extra_plugins:
-        pm.register(plugin)
-    registry = Registry("sampler backend")
-    pm.hook.next_register_sampler_backends(register=registry.register)
-    return registry
+    return collect(
+        "sampler backend", "next_register_sampler_backends", BUILTIN_BACKEND_PLUGINS, extra_plugins, load_entry_points
+    )
 
 
 class SamplerEngine:

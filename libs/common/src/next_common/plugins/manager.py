@@ -62,3 +62,19 @@ class Registry:
 
     def items(self) -> list[tuple[str, Any]]:
         return sorted(self._items.items())
+
+
+def collect(
+    kind: str,
+    hook: str,
+    builtins: Iterable[Any],
+    extra_plugins: Iterable[Any] = (),
+    load_entry_points: bool = True,
+) -> Registry:
+    """The registry a ``next_register_*`` hook fills: built-ins, entry points, then ``extra_plugins``."""
+    pm = get_plugin_manager(builtins, load_entry_points=load_entry_points)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    registry = Registry(kind)
+    getattr(pm.hook, hook)(register=registry.register)
+    return registry

@@ -6,18 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from next_common.errors import InvalidArgumentError
-from next_common.plugins.manager import Registry, get_plugin_manager
+from next_common.plugins.manager import collect
 from next_tracer.formats import BUILTIN_FORMAT_PLUGINS
 from next_tracer.formats.base import TraceFormat
 
 
 class FormatRegistry:
     def __init__(self, extra_plugins: Iterable[Any] = (), load_entry_points: bool = True) -> None:
-        pm = get_plugin_manager(BUILTIN_FORMAT_PLUGINS, load_entry_points=load_entry_points)
-        for plugin in extra_plugins:
-            pm.register(plugin)
-        self._registry = Registry("trace format")
-        pm.hook.next_register_trace_formats(register=self._registry.register)
+        self._registry = collect(
+            "trace format", "next_register_trace_formats", BUILTIN_FORMAT_PLUGINS, extra_plugins, load_entry_points
+        )
 
     def get(self, name: str) -> TraceFormat:
         if name not in self._registry:
