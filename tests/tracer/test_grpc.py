@@ -167,6 +167,12 @@ async def test_health_and_reflection(server: ServiceServer) -> None:
         assert SERVICE_NAME in names
 
 
+def remote_run_tests(port: int, test: str) -> list[str]:
+    example = str(REPO / "examples" / "separate_odd_and_even.py")
+    target = "127.0.0.1:%d" % port
+    return [sys.executable, "-m", "next_tracer", "run-tests", example, "--target", target, "--json", "--test", test]
+
+
 def test_serve_cli_exits_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "next_tracer", "serve", "--port", "0"],
@@ -182,38 +188,12 @@ def test_serve_cli_exits_cleanly_on_sigterm() -> None:
         assert "listening on port" in line, proc.stderr.read() if proc.stderr else ""
         port = int(line.rsplit(" ", 1)[1])
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "next_tracer",
-                "run-tests",
-                str(REPO / "examples" / "separate_odd_and_even.py"),
-                "--target",
-                "127.0.0.1:%d" % port,
-                "--json",
-                "--test",
-                "assert separate_odd_and_even([]) == ([], [])",
-            ],
-            capture_output=True,
-            text=True,
+            remote_run_tests(port, "assert separate_odd_and_even([]) == ([], [])"), capture_output=True, text=True
         )
         assert '"verdict": "PASSED"' in out.stdout, out.stderr
         # an RPC in flight when SIGTERM arrives still gets its answer
         slow = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "next_tracer",
-                "run-tests",
-                str(REPO / "examples" / "separate_odd_and_even.py"),
-                "--target",
-                "127.0.0.1:%d" % port,
-                "--json",
-                "--test",
-                "import time\ntime.sleep(1.5)",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+            remote_run_tests(port, "import time\ntime.sleep(1.5)"), stdout=subprocess.PIPE, text=True
         )
         time.sleep(0.8)
         proc.send_signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .session import ProgramSession
 from .supervisor import ProgramChild
-from .tracing import ReprLimits, Tracer, make_tracer
+from .tracing import ReprLimits, make_tracer
 from .wire import MESSAGE_CHARS, OUT, ChildFailure, describe
 
 
@@ -69,7 +69,7 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
         return result_record("ERROR", describe(exc), started)
     finally:
         if child is not None:
-            _forward_child_events(child, tracer)
+            _forward_child_events(child)
             out = bytes(child.output)
         runner.close()
         if child is not None and out:
@@ -80,7 +80,7 @@ def _test_alarm(signum: int, frame: Any) -> None:
     raise ChildFailure("TIMEOUT", "the test itself did not finish within its time limit")
 
 
-def _forward_child_events(child: ProgramChild, tracer: Tracer | None) -> None:
+def _forward_child_events(child: ProgramChild) -> None:
     if child.events:
         OUT.emit({"events": child.events})
         child.events = []
