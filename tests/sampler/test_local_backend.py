@@ -13,7 +13,8 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from next_common.errors import NotFoundError  # noqa: E402
-from next_sampler.backends.local import LocalBackend, smollm2_path  # noqa: E402
+from next_common.models import smollm2_path  # noqa: E402
+from next_sampler.backends.local import LocalBackend  # noqa: E402
 from next_sampler.engine import SamplerEngine, backend_registry  # noqa: E402
 from next_sampler.model import SampleJob, SamplingParams  # noqa: E402
 from next_sampler.settings import SamplerSettings  # noqa: E402

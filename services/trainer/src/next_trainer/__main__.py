@@ -1,0 +1,5 @@
+import sys
+
+from next_trainer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""``next-trainer``: run one training job (in-process or on a server at ``--target``), or serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from next_common.cli import run_command
+from next_common.errors import InvalidArgumentError
+from next_common.logging import configure_logging
+from next_trainer.client import GrpcTrainerClient, InProcessTrainerClient, TrainerClient
+from next_trainer.config import load_config
+from next_trainer.jobs import JobState, JobStatus
+from next_trainer.settings import TrainerSettings
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError("--set expects KEY=VALUE (e.g. optim.max_steps=100), not %r" % pair)
+        out[key] = yaml.safe_load(value)  # numbers, booleans and lists as YAML reads them
+    return out
+
+
+async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:
+    bar = tqdm(desc="training", unit="step", total=None, dynamic_ncols=True)
+    job = started
+    try:
+        async for job in client.watch(started.job_id):
+            p = job.progress
+            if p.total_steps and bar.total != p.total_steps:
+                bar.reset(total=p.total_steps)
+            bar.n = p.step
+            if p.step:
+                bar.set_postfix(loss="%.4f" % p.loss, lr="%.2e" % p.learning_rate, tok_s="%.0f" % p.tokens_per_second)
+            bar.refresh()
+    finally:
+        bar.close()
+    return job
+
+
+async def _train(args: argparse.Namespace) -> int:
+    config = load_config(args.config, _overrides(args.set or []))
+    client: TrainerClient = GrpcTrainerClient(args.target) if args.target else InProcessTrainerClient()
+    try:
+        job = await client.start(config)
+        print("job %s: %s -> %s" % (job.job_id, config.data_path, config.output_dir), file=sys.stderr)
+        try:
+            job = await _follow(client, job)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            job = await client.cancel(job.job_id)
+    finally:
+        await client.close()
+    if job.data:
+        d = job.data
+        print("data: %d examples, %d kept, %d truncated, %d dropped" % (d.examples, d.kept, d.truncated, d.dropped))
+    if job.state is JobState.SUCCEEDED:
+        resumed = " (resumed from step %d)" % job.resumed_from_step if job.resumed_from_step else ""
+        print("adapter: %s%s, final loss %.4f" % (job.adapter_path, resumed, job.final_loss))
+        return 0
+    print("job %s %s: %s" % (job.job_id, job.state.value, job.reason), file=sys.stderr)
+    return 1
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from next_trainer.server import serve
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.storage_root:
+        overrides["storage_root"] = args.storage_root
+    settings = TrainerSettings(**overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    await serve(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="next-trainer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="run one job and follow it (it resumes from its checkpoints if rerun)")
+    p.add_argument("--config", required=True, help="YAML file of training settings")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optim.max_steps=50")
+    p.add_argument("--target", help="HOST:PORT of a trainer server (default: in-process)")
+    p.set_defaults(run=_train)
+    p = sub.add_parser("serve", help="run the gRPC TrainerService")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--storage-root", help="confine data and outputs to this folder")
+    p.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        configure_logging("WARNING")
+    return run_command(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

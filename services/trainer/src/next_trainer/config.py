@@ -1,0 +1,102 @@
+"""A training job's settings: one typed, validated object shared by the CLI, the server and the worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from next_common.errors import InvalidArgumentError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraConfig(_Strict):
+    # Serving-safe defaults: all linear layers, no DoRA, no modules_to_save, no trained
+    # embeddings; vLLM rejects such adapters and TGI ignores the extra weights.
+    r: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class OptimConfig(_Strict):
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(0, ge=0, description="Optimizer steps; 0 means as many as `epochs` needs.")
+    batch_size: int = Field(4, ge=1, description="Examples per device per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class TrainingConfig(_Strict):
+    base_model: str = Field(min_length=1, description="Hub id, local folder, or smollm2-135m-instruct.")
+    data_path: str = Field(min_length=1, description='JSONL of {"prompt": ..., "completion": ...}.')
+    output_dir: str = Field(min_length=1, description="Where the adapter is published; must not exist yet.")
+    seed: int = Field(0, ge=0)
+    warm_start_adapter: str = ""
+    lora: LoraConfig = LoraConfig()
+    optim: OptimConfig = OptimConfig()
+    max_length: int = Field(2048, ge=8)
+    overlong: Literal["drop", "truncate"] = "drop"
+    batching: Literal["group_by_length", "random", "sequential"] = "group_by_length"
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    save_steps: int = Field(50, ge=1, description="Checkpoint every N optimizer steps.")
+    keep_checkpoints: int = Field(2, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    export_merged: bool = False
+    processes: int = Field(1, ge=1, description="Data-parallel processes (torchrun) on this node.")
+    fsdp: bool = False
+    tensorboard: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.fsdp and self.processes < 2:
+            raise ValueError("fsdp shards over processes: set processes >= 2")
+        if Path(self.output_dir).resolve() == Path(self.data_path).resolve():
+            raise ValueError("output_dir and data_path are the same path")
+        return self
+
+    @property
+    def work_dir(self) -> Path:
+        """Checkpoints, logs and progress of the job, beside the output so a rerun finds them."""
+        out = Path(self.output_dir)
+        return out.with_name(out.name + ".work")
+
+
+def parse_config(raw: Any, where: str = "config") -> TrainingConfig:
+    """Validate ``raw``; errors name the key, e.g. ``config: optim.learning_rate: ...``."""
+    try:
+        return TrainingConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            problems.append("%s: %s" % (key, error["msg"]))
+        raise InvalidArgumentError("%s: %s" % (where, "; ".join(problems))) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """Read a YAML (or JSON) file; ``overrides`` use dotted keys (``optim.max_steps``)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgumentError("%s: not valid YAML: %s" % (path, exc)) from None
+    if not isinstance(raw, dict):
+        raise InvalidArgumentError("%s: expected a mapping of settings at the top level" % path)
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return parse_config(raw, str(path))

