@@ -83,7 +83,7 @@ def check_model_exists(name: str) -> None:
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise NotFoundError("base model %r: no such folder" % name)
     from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.utils import HFValidationError
+    from huggingface_hub.errors import HFValidationError
 
     try:
         cached = try_to_load_from_cache(name, "config.json")

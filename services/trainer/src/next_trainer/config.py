@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from next_common.errors import InvalidArgumentError
 
@@ -19,9 +19,14 @@ class LoraConfig(_Strict):
     # Serving-safe defaults: all linear layers, no DoRA, no modules_to_save, no trained
     # embeddings; vLLM rejects such adapters and TGI ignores the extra weights.
     r: int = Field(16, ge=1, le=1024)
-    alpha: float = Field(32.0, gt=0)
+    alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _all_linear(cls, value: Any) -> Any:
+        return "all-linear" if value == ["all-linear"] else value  # the proto can only carry a list
 
 
 class OptimConfig(_Strict):

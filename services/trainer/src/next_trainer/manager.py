@@ -109,7 +109,7 @@ class JobManager:
     def get(self, job_id: str) -> JobStatus:
         return self._job(job_id).status
 
-    def list(self) -> list[JobStatus]:
+    def jobs(self) -> list[JobStatus]:
         return [job.status for job in self._jobs.values()]
 
     async def watch(self, job_id: str) -> AsyncIterator[JobStatus]:

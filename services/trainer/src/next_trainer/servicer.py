@@ -38,4 +38,4 @@ class TrainerServicer(pb_grpc.TrainerServiceServicer):
         return pb.CancelJobResponse(job=job_to_proto(await self.manager.cancel(request.job_id)))
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
-        return pb.ListJobsResponse(jobs=[job_to_proto(s) for s in self.manager.list()])
+        return pb.ListJobsResponse(jobs=[job_to_proto(s) for s in self.manager.jobs()])

@@ -26,6 +26,7 @@ from next_trainer.config import TrainingConfig, parse_config
 from next_trainer.data import file_sha256, read_examples, tokenize
 from next_trainer.events import EventWriter
 from next_trainer.publish import discard, publish, staging_dir
+from next_trainer.sampling import length_grouped_trainer
 
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
@@ -52,7 +53,7 @@ def _precision(config: TrainingConfig, torch: Any) -> dict[str, bool]:
 def _progress_callback(events: EventWriter | None, started: float) -> Any:
     from transformers import TrainerCallback
 
-    class ProgressReporter(TrainerCallback):  # type: ignore[misc]
+    class ProgressReporter(TrainerCallback):
         """Turns the Trainer's logs into progress events with throughput and ETA."""
 
         def __init__(self) -> None:
@@ -130,7 +131,7 @@ def train(config: TrainingConfig) -> dict[str, Any]:
         TrainingArguments,
         set_seed,
     )
-    from transformers.integrations import TensorBoardCallback
+    from transformers.integrations.integration_utils import TensorBoardCallback
 
     started = time.monotonic()
     work = config.work_dir
@@ -179,7 +180,7 @@ def train(config: TrainingConfig) -> dict[str, Any]:
         save_total_limit=config.keep_checkpoints,
         seed=config.seed,
         data_seed=config.seed,
-        train_sampling_strategy=config.batching,
+        train_sampling_strategy="random" if config.batching == "group_by_length" else config.batching,
         include_num_input_tokens_seen="non_padding",
         gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
@@ -191,15 +192,18 @@ def train(config: TrainingConfig) -> dict[str, Any]:
         disable_tqdm=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
-        **precision,
+        bf16=precision["bf16"],
+        fp16=precision["fp16"],
     )
     callbacks = [_progress_callback(events, started)]
     if config.tensorboard and main:
-        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(work / TENSORBOARD))))
-    trainer = Trainer(
+        writer = SummaryWriter(log_dir=str(work / TENSORBOARD))
+        callbacks.append(TensorBoardCallback(tb_writer=writer))  # type: ignore[no-untyped-call]
+    trainer_class = length_grouped_trainer(Trainer, config.seed) if config.batching == "group_by_length" else Trainer
+    trainer = trainer_class(
         model=model,
         args=args,
-        train_dataset=features,  # type: ignore[arg-type]
+        train_dataset=features,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         processing_class=tokenizer,
         callbacks=callbacks,
@@ -223,7 +227,7 @@ def train(config: TrainingConfig) -> dict[str, Any]:
     }
     if main:
         if config.export_merged:
-            merged = trainer.model.merge_and_unload()  # returns a new model; not in place
+            merged = model.merge_and_unload()  # returns a new model; not in place
             merged.save_pretrained(str(staged / "merged"), safe_serialization=True)
             tokenizer.save_pretrained(str(staged / "merged"))
             summary["merged_path"] = str(output / "merged")

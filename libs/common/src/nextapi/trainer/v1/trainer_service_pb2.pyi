@@ -54,7 +54,7 @@ class LoraSettings(_message.Message):
     TARGET_MODULES_FIELD_NUMBER: _builtins.int
     r: _builtins.int
     """Rank; 0 means 16."""
-    alpha: _builtins.float
+    alpha: _builtins.int
     """0 means 32."""
     dropout: _builtins.float
     """Negative means the default (0.05); 0 is no dropout."""
@@ -66,7 +66,7 @@ class LoraSettings(_message.Message):
         self,
         *,
         r: _builtins.int = ...,
-        alpha: _builtins.float = ...,
+        alpha: _builtins.int = ...,
         dropout: _builtins.float = ...,
         target_modules: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
