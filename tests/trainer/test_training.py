@@ -165,3 +165,20 @@ async def test_warm_start_from_a_previous_adapter(tiny_model_dir: Path, data_fil
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
 
 
+async def test_data_parallel_processes_and_a_merged_export(
+    tiny_model_dir: Path, data_file: Path, tmp_path: Path
+) -> None:
+    # Two processes through torchrun (gloo on CPU): each step sees 2 x 2 examples, so 6 steps are
+    # 1.5 epochs of the 16 examples, where one process would be at 0.75.
+    raw = base_config(tiny_model_dir, data_file, tmp_path / "ddp", processes=2, export_merged=True)
+    raw["optim"] = {"max_steps": 6, "batch_size": 2}
+    manager = JobManager()
+    done = await manager.wait((await manager.start(parse_config(raw))).job_id)
+    assert done.state is JobState.SUCCEEDED, done.reason
+    assert done.progress.epoch == pytest.approx(1.5)
+    merged = Path(done.merged_path)
+    assert merged == tmp_path / "ddp" / "merged" and (merged / "config.json").is_file()
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    assert not any("lora" in name for name, _ in model.named_parameters())

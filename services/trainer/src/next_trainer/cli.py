@@ -37,7 +37,9 @@ async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:
             p = job.progress
             if p.total_steps and bar.total != p.total_steps:
                 bar.reset(total=p.total_steps)
-            bar.n = p.step
+                bar.update(p.step)  # a resumed job starts part of the way
+            elif p.step > bar.n:
+                bar.update(p.step - bar.n)
             if p.step:
                 bar.set_postfix(loss="%.4f" % p.loss, lr="%.2e" % p.learning_rate, tok_s="%.0f" % p.tokens_per_second)
             bar.refresh()

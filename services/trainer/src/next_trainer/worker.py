@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import signal
 import sys
 import time
@@ -224,6 +225,8 @@ def train(config: TrainingConfig) -> dict[str, Any]:
         "train_loss": float(result.training_loss),
         "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
         "tokens": int(trainer.state.num_input_tokens_seen),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
     }
     if main:
         if config.export_merged:
