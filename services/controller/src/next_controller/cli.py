@@ -98,6 +98,52 @@ async def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run(args: argparse.Namespace) -> int:
+    from next_controller import app
+    from next_controller.config import load_run_config
+    from next_controller.report import markdown
+
+    config = load_run_config(args.config, args.set or [])
+    summary = await app.run(config, progress=not args.quiet)
+    print(markdown(summary))
+    print("report: %s" % (config.path / "report" / "report.html"))
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from next_controller.status import run_status
+
+    status = run_status(Path(args.run_dir))
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    for stage in status["stages"]:
+        timing = stage.get("timing") or {}
+        print("%-20s %-10s %s" % (stage["name"], stage["state"], "%.1fs" % timing["wall_s"] if timing else ""))
+    print("state: %s" % status["state"])
+    return 0
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from next_controller.report import markdown, write_report
+
+    root = Path(args.run_dir)
+    if not (root / "summary.json").exists():
+        raise TaskFormatError("%s: no summary.json yet (the run has not reached its select stage)" % root)
+    await write_report(root)
+    from next_controller.rundir import read_json
+
+    print(markdown(read_json(root / "summary.json")))
+    print("report: %s" % (root / "report" / "report.html"))
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from next_controller.demo import run_demo
+
+    return await run_demo(Path(args.run_dir), args.set or [], fresh=args.fresh)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="next", description=__doc__)
     sub = parser.add_subparsers(dest="group", required=True)
@@ -139,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", action="store_true", help="print the chat messages as JSON instead")
     p.add_argument("--target")
     p.set_defaults(run=_show)
+    p = sub.add_parser("run", help="run self-training rounds (resumes a killed run with the same command)")
+    p.add_argument("config", help="YAML file describing the run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. rounds=3")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run)
+    p = sub.add_parser("status", help="where a run stands, stage by stage")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_status)
+    p = sub.add_parser("report", help="rebuild and print a run's report")
+    p.add_argument("run_dir")
+    p.set_defaults(run=_report)
+    p = sub.add_parser("demo", help="one real self-training round on CPU, offline (SmolLM2 + HumanEval demo set)")
+    p.add_argument("--run-dir", default="next-demo")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting of the demo's run")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    p.set_defaults(run=_demo)
     p = data.add_parser("stats", help="counts of a task file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -84,11 +84,17 @@ def _outcome(t: pb.TestResult) -> TestOutcome:
 class GrpcTracerClient:
     """Talks to a tracer server over gRPC."""
 
-    def __init__(self, target: str, timeout_s: float | None = 600.0, max_request_bytes: int = 32 << 20) -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout_s: float | None = 600.0,
+        max_request_bytes: int = 32 << 20,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        """``channel_options`` e.g. a service config with round robin and retries (see the controller)."""
         self.max_request_bytes = max_request_bytes
-        self.channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-        )
+        options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        self.channel = grpc.aio.insecure_channel(target, options=[*options, *channel_options])
         self.stub = pb_grpc.TracerServiceStub(self.channel)
         self.timeout_s = timeout_s
 

@@ -36,11 +36,14 @@ def _set(message: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 def config_from_spec(spec: pb.TrainingSpec) -> TrainingConfig:
     raw = _set(spec, skip=("lora", "optim"))
     lora = _set(spec.lora)
-    if lora.get("dropout", 0.0) < 0:
-        del lora["dropout"]
     optim = _set(spec.optim)
-    if optim.get("warmup_ratio", 0.0) < 0:
-        del optim["warmup_ratio"]
+    # For these two, 0 is a real value and a negative one means the default.
+    lora.pop("dropout", None)
+    if spec.HasField("lora") and spec.lora.dropout >= 0:
+        lora["dropout"] = spec.lora.dropout
+    optim.pop("warmup_ratio", None)
+    if spec.HasField("optim") and spec.optim.warmup_ratio >= 0:
+        optim["warmup_ratio"] = spec.optim.warmup_ratio
     raw["lora"], raw["optim"] = lora, optim
     return parse_config(raw, "spec")
 

@@ -49,3 +49,18 @@ def next_register_sampler_backends(register: RegisterFn) -> None:
     Called once, when the sampler builds its backends; only the backends the server is
     configured to serve are constructed.
     """
+
+
+@hookspec
+def next_register_sample_filters(register: RegisterFn) -> None:
+    """Register sample filters for self-training rounds by name.
+
+    :param register: call ``register(name, factory)``; ``factory(options)`` (a dict of the
+        run's filter settings, e.g. ``{"max_completion_chars": 6000}``) returns an object with
+        ``description: str`` and ``keep(samples: list[next_controller.filters.Sample]) -> list[bool]``:
+        one decision per sample of a round, in order. Filters see a round's samples together
+        (so a filter can deduplicate) after the earlier filters in the run's list dropped theirs.
+
+    Called once per run, when the controller resolves ``filters.names``; each filter's drop
+    count is reported per round.
+    """

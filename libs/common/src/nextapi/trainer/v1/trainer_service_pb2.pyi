@@ -57,7 +57,7 @@ class LoraSettings(_message.Message):
     alpha: _builtins.int
     """0 means 32."""
     dropout: _builtins.float
-    """Negative means the default (0.05); 0 is no dropout."""
+    """0 is no dropout; negative means the default (0.05), as does leaving lora unset."""
     @_builtins.property
     def target_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty means "all-linear" (every linear layer but the output head), which vLLM and TGI serve."""
@@ -103,7 +103,7 @@ class OptimSettings(_message.Message):
     lr_scheduler: _builtins.str
     """"cosine" (default), "linear" or "constant"."""
     warmup_ratio: _builtins.float
-    """Negative means the default (0.03)."""
+    """0 is no warm-up; negative means the default (0.03), as does leaving optim unset."""
     weight_decay: _builtins.float
     def __init__(
         self,

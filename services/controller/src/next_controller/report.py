@@ -1,0 +1,200 @@
+"""Reports of a run: a per-round table (Markdown), PNG plots, an HTML page that shows sampled
+rationales beside the trace they read and the verdict they got, and TensorBoard scalars.
+
+Everything is rebuilt from the run directory, so ``next report RUN_DIR`` can be rerun at any time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from next_controller.rundir import read_json, read_jsonl, write_atomic
+
+PLOTS = ("pass_at_k.png", "filter_drops.png")
+
+
+def _metrics_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    rows = summary["rounds"]
+    sets = sorted({s for r in rows for s in r["eval"]})
+    names = sorted({m for r in rows for s in r["eval"].values() for m in s}, key=_metric_order)
+    header = ["model", "kept samples", "train loss"] + ["%s %s" % (s, m) for s in sets for m in names]
+    body = []
+    for r in rows:
+        kept = str(r.get("filter", {}).get("kept", "")) if r["model"] != "base" else ""
+        loss = r.get("train", {}).get("final_loss")
+        cells = [r["model"] + (" (best)" if r["model"] == summary["best"] else ""), kept, "%.4f" % loss if loss else ""]
+        for s in sets:
+            for m in names:
+                v = r["eval"].get(s, {}).get(m)
+                cells.append("" if v is None else "%.3f" % v)
+        body.append(cells)
+    return header, body
+
+
+def _metric_order(name: str) -> tuple[int, int, str]:
+    kind, _, rest = name.partition("@")
+    k = int(rest.split("/")[0]) if rest[:1].isdigit() else 0
+    return ({"pass": 0, "greedy/trace": 1, "greedy/no-trace": 1}.get(kind, 2), k, name)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    header, body = _metrics_table(summary)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    timing = ["", "| stage | wall s | waiting on services s | controller overhead s |", "|---|---|---|---|"]
+    for stage in summary.get("stage_order", summary["timings"]):
+        t = summary["timings"][stage]
+        if t:
+            timing.append("| %s | %.1f | %.1f | %.2f |" % (stage, t["wall_s"], t["service_s"], t["overhead_s"]))
+    walls = sum(t.get("wall_s", 0) for t in summary["timings"].values())
+    overhead = sum(t.get("overhead_s", 0) for t in summary["timings"].values())
+    share = "%.1f%%" % (100 * overhead / walls) if walls else "n/a"
+    tail = [
+        "",
+        "Best model on dev %s: **%s** (%.3f). Controller overhead: %s of wall time."
+        % (summary["metric"], summary["best"], summary["value"], share),
+    ]
+    return "\n".join(lines + timing + tail) + "\n"
+
+
+def _plots(root: Path, summary: dict[str, Any]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["rounds"]
+    models = [r["model"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for metric in sorted(
+        {m for r in rows for m in r["eval"].get("dev", {}) if m.startswith("pass@")}, key=_metric_order
+    ):
+        ax.plot(models, [r["eval"].get("dev", {}).get(metric, float("nan")) for r in rows], marker="o", label=metric)
+    ax.set_title("dev pass@k by round, with and without traces")
+    ax.set_ylabel("pass@k")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    first = root / "report" / PLOTS[0]
+    fig.savefig(first, dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rounds = [r for r in rows if r["model"] != "base"]
+    filters = sorted({f for r in rounds for f in r.get("filter", {}).get("drops", {})})
+    bottom = [0] * len(rounds)
+    for f in filters:
+        values = [r.get("filter", {}).get("drops", {}).get(f, 0) for r in rounds]
+        ax.bar([r["model"] for r in rounds], values, bottom=bottom, label=f)
+        bottom = [a + b for a, b in zip(bottom, values, strict=True)]
+    ax.bar(
+        [r["model"] for r in rounds], [r.get("filter", {}).get("kept", 0) for r in rounds], bottom=bottom, label="kept"
+    )
+    ax.set_title("samples dropped by each filter, per round")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    second = root / "report" / PLOTS[1]
+    fig.savefig(second, dpi=100)
+    plt.close(fig)
+    return [first, second]
+
+
+def _examples(root: Path, traces: dict[str, str | None], limit: int = 12) -> list[dict[str, Any]]:
+    """Sampled rationales of the last round that has samples: passing ones first, then failing."""
+    rounds = sorted(root.glob("round-*/samples.jsonl"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not rounds:
+        return []
+    rows = read_jsonl(rounds[-1])
+    rows.sort(key=lambda r: (not r["passed"], r["task_id"], r["sample_index"]))
+    seen: set[str] = set()
+    picked = []
+    for r in rows:
+        if r["task_id"] in seen:
+            continue
+        seen.add(r["task_id"])
+        picked.append({**r, "trace": traces.get(r["task_id"]) or "", "round": rounds[-1].parent.name})
+        if len(picked) == limit:
+            break
+    return picked
+
+
+def html_report(summary: dict[str, Any], examples: list[dict[str, Any]]) -> str:
+    esc = html.escape
+    header, body = _metrics_table(summary)
+    table = "<table><tr>%s</tr>%s</table>" % (
+        "".join("<th>%s</th>" % esc(h) for h in header),
+        "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % esc(c) for c in row) for row in body),
+    )
+    cards = []
+    for ex in examples:
+        verdict = "PASSED" if ex["passed"] else "FAILED: %s" % ex.get("why", "")
+        cards.append(
+            '<div class="ex"><h3>%s, sample %d (%s) <span class="%s">%s</span></h3>'
+            '<div class="cols"><div><h4>trace the model read</h4><pre>%s</pre></div>'
+            "<div><h4>rationale</h4><pre>%s</pre><h4>fix</h4><pre>%s</pre></div></div></div>"
+            % (
+                esc(ex["task_id"]),
+                ex["sample_index"],
+                esc(ex["round"]),
+                "ok" if ex["passed"] else "bad",
+                esc(verdict),
+                esc(ex["trace"]),
+                esc(ex.get("rationale") or ""),
+                esc(ex.get("program") or "(no program parsed)"),
+            )
+        )
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:3px 6px;font-size:13px}pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;font-size:12px}"
+        ".cols{display:grid;grid-template-columns:1fr 1fr;gap:1em}.ok{color:#070}.bad{color:#a00}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>NExT run report</title><style>%s</style></head><body>"
+        "<h1>NExT self-training run</h1><p>Best model on dev %s: <b>%s</b> (%.3f)</p>%s"
+        "<h2>Plots</h2><img src='%s'><img src='%s'><h2>Sampled rationales</h2>%s</body></html>\n"
+        % (
+            style,
+            esc(summary["metric"]),
+            esc(summary["best"]),
+            summary["value"],
+            table,
+            PLOTS[0],
+            PLOTS[1],
+            "".join(cards),
+        )
+    )
+
+
+def _tensorboard(root: Path, summary: dict[str, Any]) -> Path:
+    from tensorboard.summary import Writer
+
+    folder = root / "report" / "tensorboard"
+    for old in folder.glob("events.*"):
+        old.unlink()  # rebuilt from scratch: a rerun never duplicates points
+    writer = Writer(str(folder))
+    for step, r in enumerate(summary["rounds"]):
+        for set_name, metrics in r["eval"].items():
+            for name, value in metrics.items():
+                writer.add_scalar("%s/%s" % (set_name, name), value, step=step)
+        for f, dropped in r.get("filter", {}).get("drops", {}).items():
+            writer.add_scalar("filters/%s" % f, dropped, step=step)
+    writer.close()
+    return folder
+
+
+async def write_report(root: Path) -> tuple[list[Path], dict[str, Any]]:
+    summary = read_json(root / "summary.json")
+    folder = root / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    traces_path = root / "prepare" / "traces.json"
+    traces = json.loads(traces_path.read_text()) if traces_path.exists() else {}
+    md = folder / "report.md"
+    write_atomic(md, markdown(summary))
+    plots = _plots(root, summary)
+    page = folder / "report.html"
+    write_atomic(page, html_report(summary, _examples(root, traces)))
+    _tensorboard(root, summary)
+    return [md, page, *plots], {"report": str(page)}

@@ -1,0 +1,148 @@
+"""The run directory: every stage's outputs plus a manifest of what is complete.
+
+A stage is complete when the manifest lists it and every output it recorded still has the
+recorded SHA-256; anything else is redone. Files are written atomically (temporary file,
+fsync, rename), except the sample logs, which are appended line by line as samples arrive
+so that a killed run loses none (a torn last line is dropped when the log is read back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from next_common.errors import InvalidArgumentError
+
+MANIFEST = "manifest.json"
+CONFIG = "config.yaml"
+EVENTS = "events.jsonl"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(child.relative_to(path)).encode() + b"\0")
+            digest.update(sha256_file(child).encode())
+        return digest.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    write_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Complete lines only: a line torn by a kill mid-write is cut off the file and ignored."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+
+
+class AppendLog:
+    """JSON lines appended and flushed one by one (the sample logs)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        read_jsonl(path)  # drop a torn last line before appending after it
+        self._file = open(path, "a", encoding="utf-8")
+
+    def append(self, row: Any) -> None:
+        self._file.write(json.dumps(row, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+
+class RunDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def claim(self, config_text: str) -> bool:
+        """Record the run's config, or check it matches the one recorded. True when resuming."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        recorded = self.root / CONFIG
+        if recorded.exists():
+            if recorded.read_text(encoding="utf-8") != config_text:
+                raise InvalidArgumentError(
+                    "%s holds a run with another configuration (%s); use a new run_dir or the same config"
+                    % (self.root, recorded)
+                )
+            return True
+        write_atomic(recorded, config_text)
+        return False
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        return read_json(path) if path.exists() else {"stages": {}}
+
+    def record(self, stage: str) -> dict[str, Any] | None:
+        """The stage's manifest entry if it is complete and its outputs are intact."""
+        entry: dict[str, Any] | None = self._manifest()["stages"].get(stage)
+        if entry is None:
+            return None
+        for rel, digest in entry["outputs"].items():
+            path = self.root / rel
+            if not path.exists() or sha256_file(path) != digest:
+                return None
+        return entry
+
+    def complete(self, stage: str, outputs: Iterable[Path], summary: dict[str, Any], timing: dict[str, float]) -> None:
+        manifest = self._manifest()
+        manifest["stages"][stage] = {
+            "order": 1 + max((e.get("order", 0) for e in manifest["stages"].values()), default=0),
+            "outputs": {str(p.relative_to(self.root)): sha256_file(p) for p in outputs},
+            "summary": summary,
+            "timing": timing,
+            "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_json(self.root / MANIFEST, manifest)
+
+    def stages(self) -> dict[str, Any]:
+        """Complete stages in the order they completed."""
+        stages: dict[str, Any] = self._manifest()["stages"]
+        return dict(sorted(stages.items(), key=lambda item: item[1].get("order", 0)))
+
+    def event(self, **fields: Any) -> None:
+        line = json.dumps({"time": time.time(), **fields}, sort_keys=True) + "\n"
+        with open(self.root / EVENTS, "a", encoding="utf-8") as f:
+            f.write(line)
