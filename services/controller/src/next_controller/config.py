@@ -36,6 +36,7 @@ class ServicesConfig(_Strict):
     )
     tracer_concurrency: int = Field(16, ge=1, description="Tracer RPCs in flight (backpressure on sampling).")
     rpc_retries: int = Field(5, ge=0, description="Retries of UNAVAILABLE with exponential backoff.")
+    connect_timeout_s: float = Field(30.0, gt=0, description="How long to wait for each service to report SERVING.")
 
     @model_validator(mode="after")
     def _targets(self) -> ServicesConfig:

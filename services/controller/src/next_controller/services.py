@@ -194,10 +194,11 @@ class Services:
             else:
                 tracer = tracer_target(config.services.tracer)
                 sampler, trainer = config.services.sampler, config.services.trainer
+            wait = config.services.connect_timeout_s
             await asyncio.gather(
-                wait_healthy(tracer, "nextapi.tracer.v1.TracerService", "tracer"),
-                wait_healthy(sampler, "nextapi.sampler.v1.SamplerService", "sampler"),
-                wait_healthy(trainer, "nextapi.trainer.v1.TrainerService", "trainer"),
+                wait_healthy(tracer, "nextapi.tracer.v1.TracerService", "tracer", wait),
+                wait_healthy(sampler, "nextapi.sampler.v1.SamplerService", "sampler", wait),
+                wait_healthy(trainer, "nextapi.trainer.v1.TrainerService", "trainer", wait),
             )
             services = cls(config, tracer, sampler, trainer)
             try:
