@@ -69,8 +69,9 @@ def task(name: str, buggy: str, fixed: str, tests: list[str], split: str) -> Tas
 
 def answer(t: TaskRecord, correct: bool, j: int) -> str:
     program = t.reference if correct else t.buggy_program
-    return "The program returns the wrong value (sample %d).\nHere is a fixed version:\n```python\n%s```\n" % (
-        j,
+    label = "abcdefghij"[j]  # no digits: the rationale cites no trace value
+    return "The program returns the wrong value (sample %s).\nHere is a fixed version:\n```python\n%s```\n" % (
+        label,
         program,
     )
 

@@ -151,3 +151,17 @@ def test_killed_in_every_stage_and_resumed_gives_the_same_results(tmp_path: Path
         killed.append(target)
     assert set(killed) >= set(STAGES) - {"select", "report"}, killed  # the last two are too quick to catch every time
     assert _results(tmp_path / "killed" / "run") == _results(tmp_path / "straight" / "run")
+
+
+def test_a_round_whose_filters_keep_nothing_is_reported_not_trained(tmp_path: Path, tiny_model: Path) -> None:
+    config = make_run(tmp_path, tiny_model, rounds=1)
+    overrides = ["--set", "filters.names=[rationale-cites-trace]", "--set", "filters.on_empty=stop"]
+    overrides += ["--set", "hard_problems.enabled=false"]
+    done = subprocess.run(_next("run", str(config), "--quiet", *overrides), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "round-1: the filters kept no sample; stopping (filters.on_empty)" in done.stderr
+    run = tmp_path / "run"
+    assert json.loads((run / "round-1" / "filters.json").read_text())["drops"] == {"rationale-cites-trace": 16}
+    assert not (run / "round-1" / "adapter").exists()
+    status = json.loads(subprocess.run(_next("status", str(run), "--json"), capture_output=True, text=True).stdout)
+    assert status["state"] == "failed"

@@ -143,7 +143,12 @@ class RationaleCitesTrace:
     description = "keeps rationales that quote at least one concrete value from the trace (beyond the paper)"
 
     def keep(self, samples: list[Sample]) -> list[bool]:
-        return [bool(s.trace) and any(v in s.rationale for v in trace_values(s.trace or "")) for s in samples]
+        return [bool(s.trace) and _cites(s.rationale, trace_values(s.trace or "")) for s in samples]
+
+
+def _cites(rationale: str, values: set[str]) -> bool:
+    # Whole tokens only: the value 4 is not cited by "42" or "x4".
+    return any(re.search(r"(?<![\w.])%s(?![\w.])" % re.escape(v), rationale) for v in values)
 
 
 class _Builtins:
