@@ -138,6 +138,21 @@ async def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    from next_controller.server import serve
+    from next_controller.settings import ControllerSettings
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.runs_root:
+        overrides["runs_root"] = args.runs_root
+    settings = ControllerSettings(**overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    await serve(settings)
+    return 0
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from next_controller.demo import run_demo
 
@@ -197,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild and print a run's report")
     p.add_argument("run_dir")
     p.set_defaults(run=_report)
+    p = sub.add_parser("serve", help="run the gRPC ControllerService (start runs, status, event streams)")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--runs-root", help="confine run directories to this folder")
+    p.set_defaults(run=_serve)
     p = sub.add_parser("demo", help="one real self-training round on CPU, offline (SmolLM2 + HumanEval demo set)")
     p.add_argument("--run-dir", default="next-demo")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting of the demo's run")
@@ -211,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("WARNING")
+    if args.group != "serve":
+        configure_logging("WARNING")
     return run_command(args.run(args), (SourceError, TaskFormatError))
 
 

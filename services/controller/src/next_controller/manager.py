@@ -1,0 +1,92 @@
+"""Runs executed by the controller service, as tasks of its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from next_common.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from next_controller import app
+from next_controller.config import RunConfig, apply_overrides, parse_run_config
+from next_controller.rundir import EVENTS, read_jsonl
+from next_controller.settings import ControllerSettings
+from next_controller.status import run_status
+
+log = logging.getLogger(__name__)
+
+
+class RunManager:
+    def __init__(self, settings: ControllerSettings | None = None) -> None:
+        self.settings = settings or ControllerSettings()
+        self._active: dict[Path, asyncio.Task[Any]] = {}
+
+    def _run_dir(self, run_dir: str) -> Path:
+        root = self.settings.runs_root
+        if not root:
+            return Path(run_dir).absolute()
+        resolved = (Path(root) / run_dir).resolve()
+        if not resolved.is_relative_to(Path(root).resolve()):
+            raise InvalidArgumentError("run_dir %s lies outside the runs root %s" % (run_dir, root))
+        return resolved
+
+    def parse(self, config_yaml: str, overrides: list[str]) -> RunConfig:
+        try:
+            raw = yaml.safe_load(config_yaml)
+        except yaml.YAMLError as exc:
+            raise InvalidArgumentError("config: not valid YAML: %s" % exc) from None
+        if not isinstance(raw, dict):
+            raise InvalidArgumentError("config: expected a mapping of settings at the top level")
+        config = parse_run_config(apply_overrides(raw, overrides))
+        return config.model_copy(update={"run_dir": str(self._run_dir(config.run_dir))})
+
+    def start(self, config: RunConfig) -> Path:
+        root = config.path
+        if root in self._active and not self._active[root].done():
+            raise FailedPreconditionError("run %s is already executing" % root)
+        running = sum(1 for t in self._active.values() if not t.done())
+        if running >= self.settings.max_active_runs:
+            raise ResourceExhaustedError("%d run(s) already executing; retry later" % running)
+        task = asyncio.create_task(self._execute(config), name="run %s" % root)
+        self._active[root] = task
+        return root
+
+    async def _execute(self, config: RunConfig) -> None:
+        try:
+            await app.run(config, progress=False)
+        except Exception:
+            log.exception("run %s failed", config.run_dir)  # the run's events hold the reason too
+
+    def active(self, run_dir: str) -> bool:
+        task = self._active.get(self._run_dir(run_dir))
+        return task is not None and not task.done()
+
+    def status(self, run_dir: str) -> dict[str, Any]:
+        status = run_status(self._run_dir(run_dir))
+        status["active"] = self.active(run_dir)
+        return status
+
+    async def events(self, run_dir: str) -> AsyncIterator[dict[str, Any]]:
+        root = self._run_dir(run_dir)
+        seen = 0
+        while True:
+            events = read_jsonl(root / EVENTS) if (root / EVENTS).exists() else []
+            for event in events[seen:]:
+                yield event
+            seen = len(events)
+            ended = any(e.get("stage") == "run" and e.get("kind") in ("finished", "failed") for e in events[-1:])
+            if ended and not self.active(run_dir):
+                return
+            if not self.active(run_dir) and not (root / EVENTS).exists():
+                run_status(root)  # raises NOT_FOUND for a directory that holds no run
+                return
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def close(self) -> None:
+        for task in self._active.values():
+            task.cancel()
+        await asyncio.gather(*self._active.values(), return_exceptions=True)
