@@ -14,7 +14,7 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 # torch for later services: `pip install torch==2.13.0` takes the CPU wheel on this machine.
 "$VENV/bin/python" -m pip install -q -r requirements-dev.txt \
-  -e libs/common -e services/tracer -e libs/tasks -e services/controller -e services/trainer -e 'services/sampler[local]'
+  -e libs/common -e services/tracer -e libs/tasks -e services/trainer -e 'services/sampler[local]' -e 'services/controller[embedded]'
 # buf (proto lint and format checks) comes from npm; without npm the check is skipped with a warning.
 if command -v npm >/dev/null 2>&1; then
   npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0 >/dev/null

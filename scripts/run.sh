@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job. For now: trace the paper's Figure 2 example through the sandboxed tracer.
+# The main job: `next demo`, one real NExT self-training round, offline, on CPU (~15 minutes
+# on 2 cores). It sets up .venv on first use; extra arguments go to `next demo`
+# (e.g. --fresh, --run-dir DIR, --set sampling.samples_per_problem=16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-exec .venv/bin/next-tracer trace examples/separate_odd_and_even.py \
-  --test 'assert separate_odd_and_even([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == ([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])' "$@"
+exec .venv/bin/next demo --run-dir runs/demo "$@"
