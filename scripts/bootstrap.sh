@@ -6,15 +6,13 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.next-bootstrap"
-want=$(cat requirements-dev.txt libs/*/pyproject.toml services/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat requirements-dev.txt scripts/install.sh libs/*/pyproject.toml services/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   exit 0
 fi
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-# torch for later services: `pip install torch==2.13.0` takes the CPU wheel on this machine.
-"$VENV/bin/python" -m pip install -q -r requirements-dev.txt \
-  -e libs/common -e services/tracer -e libs/tasks -e services/trainer -e 'services/sampler[local]' -e 'services/controller[embedded]'
+PIP="$VENV/bin/python -m pip" scripts/install.sh dev
 # buf (proto lint and format checks) comes from npm; without npm the check is skipped with a warning.
 if command -v npm >/dev/null 2>&1; then
   npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0 >/dev/null

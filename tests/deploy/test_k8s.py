@@ -1,0 +1,242 @@
+"""The Kubernetes manifests, rendered with kustomize and validated offline against a pinned
+Kubernetes version's schemas, plus what must hold of them (probes, limits, privileges...)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+OVERLAYS = ("dev", "gpu", "gpu-vllm")
+KUBERNETES_VERSION = "1.33.0"  # the oldest release with pod user namespaces on by default
+OUR_REGISTRY = "ghcr.io/next-system/"
+WORKLOADS = ("Deployment", "Job")
+
+
+@cache
+def render(overlay: str) -> tuple[dict[str, Any], ...]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with kustomize) is not installed")
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=True
+    ).stdout
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def of_kind(docs: tuple[dict[str, Any], ...], *kinds: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] in kinds]
+
+
+def named(docs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert found, "%s/%s missing" % (kind, name)
+    return found[0]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(docs: tuple[dict[str, Any], ...]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(w, c) for w in of_kind(docs, *WORKLOADS) for c in pod_spec(w)["containers"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_renders_and_validates_strictly(overlay: str) -> None:
+    import kubernetes_validate
+
+    docs = render(overlay)
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {
+        "next-dev" if overlay == "dev" else "next"
+    }
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_limits_and_least_privilege_everywhere(overlay: str) -> None:
+    docs = render(overlay)
+    for workload, c in containers(docs):
+        where = "%s/%s" % (workload["metadata"]["name"], c["name"])
+        limits = c.get("resources", {}).get("limits", {})
+        assert "cpu" in limits and "memory" in limits, where
+        sc = c.get("securityContext", {})
+        assert sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert not sc.get("privileged"), where
+        if workload["kind"] == "Deployment":
+            assert "readinessProbe" in c and "livenessProbe" in c, where
+            if c["image"].startswith(OUR_REGISTRY):  # our services answer gRPC health checks
+                port = c["ports"][0]["containerPort"]
+                assert c["readinessProbe"]["grpc"]["port"] == port == c["livenessProbe"]["grpc"]["port"], where
+        if c["image"].startswith(OUR_REGISTRY) and workload["metadata"]["name"] != "next-tracer":
+            spec = pod_spec(workload)
+            assert spec["securityContext"]["runAsNonRoot"] is True, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_tracer_gets_what_nsjail_needs_and_nothing_else(overlay: str) -> None:
+    docs = render(overlay)
+    tracer = named(docs, "Deployment", "next-tracer")
+    spec = pod_spec(tracer)
+    assert spec["hostUsers"] is False and spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    (c,) = spec["containers"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sorted(sc["capabilities"]["add"]) == ["KILL", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_CHROOT"]
+    assert "env" not in c or all("secretKeyRef" not in str(e) for e in c["env"])  # no secrets near hostile code
+    assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in spec["volumes"])  # /tmp for the jails
+    policy = named(docs, "NetworkPolicy", "next-tracer")
+    assert "Egress" in policy["spec"]["policyTypes"] and policy["spec"]["egress"] == []
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "next-tracer"}
+    headless = named(docs, "Service", "next-tracer-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert named(docs, "PodDisruptionBudget", "next-tracer") and named(docs, "HorizontalPodAutoscaler", "next-tracer")
+    assert named(docs, "NetworkPolicy", "default-deny")["spec"]["podSelector"] == {}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_selectors_match_the_pods_they_select(overlay: str) -> None:
+    docs = render(overlay)
+    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"]) for w in of_kind(docs, *WORKLOADS)]
+    for w in of_kind(docs, "Deployment"):
+        selector = w["spec"]["selector"]["matchLabels"]
+        labels = w["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), w["metadata"]["name"]
+    for s in of_kind(docs, "Service"):
+        selector = s["spec"]["selector"]
+        if "job-name" in selector:  # the multi-node trainer's pods carry their Job's name
+            named(docs, "Job", selector["job-name"])
+            continue
+        assert any(selector.items() <= labels.items() for _, labels in pods), s["metadata"]["name"]
+    for p in of_kind(docs, "PodDisruptionBudget", "NetworkPolicy"):
+        selector = p["spec"].get("selector", p["spec"].get("podSelector", {})).get("matchLabels", {})
+        if selector:
+            assert any(selector.items() <= labels.items() for _, labels in pods), p["metadata"]["name"]
+    for h in of_kind(docs, "HorizontalPodAutoscaler"):
+        named(docs, h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"])
+
+
+def _dockerfile_images() -> set[str]:
+    makefile = (REPO / "Makefile").read_text()
+    return set(re.findall(r"^(next-[a-z-]+): ; \$\(call build,", makefile, re.M))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_pinned_and_ours_come_from_our_dockerfiles(overlay: str) -> None:
+    built = _dockerfile_images()
+    for _, c in containers(render(overlay)):
+        image = c["image"]
+        name, _, tag = image.rpartition(":")
+        assert (name and tag and tag != "latest" and "/" not in tag) or "@sha256:" in image, image
+        if image.startswith(OUR_REGISTRY):
+            assert name.removeprefix(OUR_REGISTRY) in built, "%s has no Dockerfile target in the Makefile" % image
+
+
+def test_every_image_target_has_a_dockerfile_that_installs_with_the_ci_script() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    targets = re.findall(
+        r"^next-[a-z-]+: ; \$\(call build,([a-z]+),(--target ([a-z-]+))?,(next-[a-z-]+)\)", makefile, re.M
+    )
+    assert {t[3] for t in targets} == {
+        "next-tracer",
+        "next-sampler",
+        "next-sampler-local",
+        "next-trainer",
+        "next-controller",
+    }
+    for dockerfile, _, stage, _ in targets:
+        text = (REPO / "deploy" / "docker" / ("%s.Dockerfile" % dockerfile)).read_text()
+        if stage:
+            assert re.search(r"^FROM .* AS %s$" % stage, text, re.M), (dockerfile, stage)
+        for base in re.findall(r"^FROM (\S+)", text, re.M):
+            assert base in {"build", "build-local"} or (":" in base and not base.endswith(":latest")), base
+        installs = [
+            line for line in text.splitlines() if line.startswith("RUN") and "install" in line and "apt-get" not in line
+        ]
+        assert installs and all("scripts/install.sh" in line for line in installs), dockerfile
+
+
+def test_the_hub_token_reaches_only_the_pods_that_download_models() -> None:
+    for overlay in OVERLAYS:
+        for workload, c in containers(render(overlay)):
+            uses = any(
+                e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "next-hub-token" for e in c.get("env", [])
+            )
+            allowed = workload["metadata"]["name"] in {"next-sampler", "next-trainer", "next-tgi", "next-vllm"}
+            assert uses == allowed or (not uses), workload["metadata"]["name"]
+            if not allowed:
+                assert not uses, workload["metadata"]["name"]
+
+
+def test_gpu_overlays_serve_on_gpus_and_train_across_nodes() -> None:
+    for overlay, server in (("gpu", "next-tgi"), ("gpu-vllm", "next-vllm")):
+        docs = render(overlay)
+        inference = named(docs, "Deployment", server)
+        spec = pod_spec(inference)
+        (c,) = spec["containers"]
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        shm = [v for v in spec["volumes"] if v["name"] == "dshm"]
+        assert shm and shm[0]["emptyDir"]["medium"] == "Memory"
+        assert any(m["mountPath"] == "/dev/shm" for m in c["volumeMounts"])
+        probe = c["startupProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] >= 1200  # weight loading takes minutes
+        assert named(docs, "Deployment", "next-trainer")["spec"]["template"]["spec"]["containers"][0]["resources"][
+            "limits"
+        ]["nvidia.com/gpu"]
+        job = named(docs, "Job", "next-trainer-multinode")
+        assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["suspend"] is True
+        assert pod_spec(job)["subdomain"] == "next-trainer-nodes"
+        assert named(docs, "Service", "next-trainer-nodes")["spec"]["clusterIP"] == "None"
+        controller = yaml.safe_load(named(docs, "ConfigMap", "next-run")["data"]["run.yaml"])
+        assert controller["services"]["sampler_backend"] == ("tgi" if server == "next-tgi" else "openai")
+        sampler = named(docs, "ConfigMap", "next-sampler")["data"]
+        assert "SAMPLER_TGI_URL" in sampler if server == "next-tgi" else "SAMPLER_OPENAI_URL" in sampler
+
+
+def test_the_controller_may_switch_tgi_adapters_and_do_nothing_else() -> None:
+    docs = render("gpu")
+    role = named(docs, "Role", "next-controller-switch-adapters")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["next-tgi"],
+            "verbs": ["get", "watch", "patch"],
+        }
+    ]
+    binding = named(docs, "RoleBinding", "next-controller-switch-adapters")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "next-controller", "namespace": "next"}]
+    assert of_kind(docs, "ClusterRole", "ClusterRoleBinding") == []
+    assert not of_kind(render("gpu-vllm"), "Role")  # vLLM loads adapters at run time: no RBAC at all
+    assert pod_spec(named(render("gpu-vllm"), "Job", "next-controller"))["automountServiceAccountToken"] is False
+
+
+def test_run_configs_in_the_manifests_are_valid_runs() -> None:
+    from next_controller.config import parse_run_config
+
+    for overlay in OVERLAYS:
+        raw = yaml.safe_load(named(render(overlay), "ConfigMap", "next-run")["data"]["run.yaml"])
+        config = parse_run_config(raw, "%s next-run" % overlay)
+        assert config.services.mode == "remote" and config.services.tracer == ["dns:///next-tracer-headless:50051"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tracer", "sampler", "sampler-local", "trainer", "controller"])
+def test_each_image_s_install_step_resolves(target: str) -> None:
+    # What the Dockerfiles run, resolved against this environment (no network, nothing installed).
+    env = dict(os.environ, PIP="%s -m pip" % (REPO / ".venv" / "bin" / "python"))
+    env["INSTALL_FLAGS"] = "--dry-run --no-build-isolation --no-index"
+    done = subprocess.run([str(REPO / "scripts" / "install.sh"), target], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
