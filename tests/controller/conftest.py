@@ -51,7 +51,6 @@ TASKS = [
         ["assert neg(2) == -2", "assert neg(0) == 0"],
     ),
 ]
-CANARY = "def fibonacci(n):"
 
 
 def task(name: str, buggy: str, fixed: str, tests: list[str], split: str) -> TaskRecord:
@@ -67,12 +66,17 @@ def task(name: str, buggy: str, fixed: str, tests: list[str], split: str) -> Tas
     )
 
 
-def answer(t: TaskRecord, correct: bool, j: int) -> str:
+def answer(t: TaskRecord, correct: bool, j: int, adapter: str = "") -> str:
     program = t.reference if correct else t.buggy_program
     label = "abcdefghij"[j]  # no digits: the rationale cites no trace value
-    return "The program returns the wrong value (sample %s).\nHere is a fixed version:\n```python\n%s```\n" % (
-        label,
-        program,
+    model = {"": "base", "round-1": "first", "round-2": "second"}[adapter]  # models differ, canaries see it
+    return (
+        "The program returns the wrong value (sample %s, %s model).\nHere is a fixed version:\n```python\n%s```\n"
+        % (
+            label,
+            model,
+            program,
+        )
     )
 
 
@@ -104,17 +108,18 @@ async def record_replay(config: dict[str, Any], tokenizer: Any) -> list[dict[str
                             "prompt": prompt,
                             "sample_index": j,
                             "adapter": adapter,
-                            "text": answer(t, correct_for(adapter, j), j),
+                            "text": answer(t, correct_for(adapter, j), j, adapter),
                         }
                     )
                     if j == 0:  # the proxy model (the base) reads sample 0's rationale
-                        rationale = parse_completion(answer(t, correct_for(adapter, 0), 0), t.entry_point).rationale
+                        rationale = parse_completion(
+                            answer(t, correct_for(adapter, 0), 0, adapter), t.entry_point
+                        ).rationale
                         proxy = proxy_input(t, rationale, tokenizer)
                         rows += [
                             {"prompt": proxy, "sample_index": k, "adapter": "", "text": answer(t, k % 2 == 0, k)}
                             for k in range(2)
                         ]
-        rows.append({"prompt": CANARY, "sample_index": 0, "adapter": adapter, "text": "canary %r" % adapter})
     return rows
 
 

@@ -393,7 +393,10 @@ class Run:
         return [out], {"adapter": str(out), "metrics": meta["metrics"], "data": meta["data"]}
 
     async def _activate(self, name: str) -> tuple[list[Path], dict[str, Any]]:
-        reply = await self.services.activate(name, str(self.dir.root / name / "adapter"))
+        # The canary is a prompt the adapter was trained on: a lightly trained adapter can leave
+        # the greedy output of an unrelated prompt unchanged, which would read as "not active".
+        canary = read_jsonl(self.dir.root / name / "train.jsonl")[0]["prompt"]
+        reply = await self.services.activate(name, str(self.dir.root / name / "adapter"), canary)
         if not reply.verified:
             raise FailedPreconditionError("%s: the sampler did not verify the adapter: %s" % (name, reply.message))
         out = self.dir.root / name / "activation.json"

@@ -224,10 +224,13 @@ class Services:
             async for reply in self.sampler.SampleStream(spb.SampleStreamRequest(request=request)):
                 yield reply.completion
 
-    async def activate(self, adapter: str, path: str) -> spb.ActivateAdapterResponse:
+    async def activate(self, adapter: str, path: str, canary: str = "") -> spb.ActivateAdapterResponse:
         loading = self.config.services.adapter_loading
         request = spb.ActivateAdapterRequest(
-            backend=self.config.services.sampler_backend, adapter=adapter, path=path if loading == "path" else ""
+            backend=self.config.services.sampler_backend,
+            adapter=adapter,
+            path=path if loading == "path" else "",
+            canary_prompt=canary,
         )
         with self.clock.call():
             reply: spb.ActivateAdapterResponse = await self.sampler.ActivateAdapter(request, timeout=600)
