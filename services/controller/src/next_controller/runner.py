@@ -98,7 +98,7 @@ class Run:
             return dict(done["summary"])
         self.dir.event(stage=name, kind="started")
         log.info("stage %s", name)
-        started, busy0 = time.perf_counter(), self.services.clock.busy_s
+        started, busy0, cpu0 = time.perf_counter(), self.services.clock.busy_s, time.process_time()
         try:
             outputs, summary = await body()
         except Exception as exc:
@@ -109,7 +109,10 @@ class Run:
         timing = {
             "wall_s": round(wall, 3),
             "service_s": round(service, 3),
+            # wall time during which no service call was in flight: what the controller adds to a round
             "overhead_s": round(max(wall - service, 0), 3),
+            # CPU the controller itself spent (prompts, parsing, bookkeeping), much of it overlapped
+            "controller_cpu_s": round(time.process_time() - cpu0, 3),
         }
         self.dir.complete(name, outputs, summary, timing)
         self.dir.event(stage=name, kind="completed", summary=summary, timing=timing)
@@ -514,6 +517,7 @@ class Run:
             "value": best["eval"]["dev"][metric],
             "rounds": table,
             "timings": timings,
+            "stage_order": list(timings),  # summary.json is written with sorted keys
         }
         out = self.dir.root / "summary.json"
         write_json(out, summary)
