@@ -79,3 +79,17 @@ def base_config(model: Path, data: Path, out: Path, **extra: Any) -> dict[str, A
     }
     config.update(extra)
     return config
+
+
+def processes_of(work: Path) -> list[int]:
+    """Live processes whose command line names this job's config (the worker, torchrun)."""
+    marker = str(work / "config.json").encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                pass
+    return found

@@ -18,7 +18,7 @@ from next_trainer.server import start_server
 from next_trainer.settings import TrainerSettings
 from nextapi.trainer.v1 import trainer_service_pb2 as pb
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
-from tests.trainer.conftest import base_config
+from tests.trainer.conftest import base_config, processes_of
 
 pytest.importorskip("torch")
 
@@ -84,7 +84,7 @@ async def test_cancel_stops_a_running_job(client: Client, tiny_model_dir: Path, 
     assert cancelled.state == pb.JOB_STATE_CANCELLED and "cancelled" in cancelled.reason
     assert (await client.watch(job.job_id))[-1].state == pb.JOB_STATE_CANCELLED
     assert not (client.root / "long").exists()  # nothing half-written under the output's name
-    assert not _processes_of(client.root / "long.work")
+    assert not processes_of(client.root / "long.work")
     again = (await client.stub.CancelJob(pb.CancelJobRequest(job_id=job.job_id))).job
     assert again.state == pb.JOB_STATE_CANCELLED  # cancelling twice is harmless
 
@@ -107,7 +107,7 @@ async def test_crashes_report_failed_and_the_server_keeps_serving(
     async for update in client.stub.WatchTraining(pb.WatchTrainingRequest(job_id=job.job_id)):
         if update.job.progress.step >= 1:
             break
-    for pid in _processes_of(client.root / "killed.work"):
+    for pid in processes_of(client.root / "killed.work"):
         os.kill(pid, signal.SIGKILL)
     final = (await client.watch(job.job_id))[-1]
     assert final.state == pb.JOB_STATE_FAILED and "SIGKILL" in final.reason, final.reason
@@ -148,16 +148,3 @@ async def test_bad_input_is_refused_before_any_compute(client: Client, tiny_mode
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert not list(tmp_path.glob("o*"))  # nothing was started
     assert await client.serving()
-
-
-def _processes_of(work: Path) -> list[int]:
-    marker = str(work / "config.json").encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if marker in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                pass
-    return found

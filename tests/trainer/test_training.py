@@ -19,7 +19,7 @@ from next_trainer.events import EVENTS_FILE
 from next_trainer.jobs import JobState
 from next_trainer.manager import JobManager
 from next_trainer.publish import METADATA_FILE
-from tests.trainer.conftest import base_config, write_data
+from tests.trainer.conftest import base_config, processes_of, write_data
 
 torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
@@ -118,7 +118,7 @@ def test_kill_and_resume_reaches_the_same_adapter(tiny_model_dir: Path, tmp_path
     first.send_signal(signal.SIGKILL)  # the CLI dies; its training process follows it
     first.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while any(_worker_pids(work)) and time.monotonic() < deadline:
+    while any(processes_of(work)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not (tmp_path / "resumed").exists()
 
@@ -134,19 +134,6 @@ def test_kill_and_resume_reaches_the_same_adapter(tiny_model_dir: Path, tmp_path
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
-
-
-def _worker_pids(work: Path) -> list[int]:
-    config = str(work / "config.json")
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if config.encode() in (proc / "cmdline").read_bytes():
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
 
 
 async def test_warm_start_from_a_previous_adapter(tiny_model_dir: Path, data_file: Path, tmp_path: Path) -> None:
