@@ -1,0 +1,60 @@
+"""Evaluation grading through the tracer: statements, and EvalPlus-style inputs with expected outputs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import pytest
+
+from next_controller.grading import grade_completion, run_grading_tests
+from next_controller.services import BusyClock
+from next_tasks.record import IoGrading, TaskRecord
+from next_tracer.client import InProcessTracerClient
+from next_tracer.runtime import plain
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[SimpleNamespace]:
+    tracer = InProcessTracerClient()
+    try:
+        yield SimpleNamespace(tracer=tracer, tracer_slots=asyncio.Semaphore(4), clock=BusyClock())
+    finally:
+        await tracer.close()
+
+
+def io_task() -> TaskRecord:
+    inputs = [[1, 2], [3, 4], [-1, 1], [10**6, 1]]
+    return TaskRecord(
+        task_id="plus/0",
+        source="test",
+        problem="Add two numbers.",
+        buggy_program="def add(a, b):\n    return a - b\n",
+        entry_point="add",
+        shown_tests=["assert add(1, 2) == 3"],
+        grading_io=IoGrading(
+            inputs_json=[plain.dumps(args) for args in inputs],
+            expected_json=[plain.dumps(sum(args)) for args in inputs],
+        ),
+    )
+
+
+async def test_io_grading_runs_every_input(services: SimpleNamespace) -> None:
+    task = io_task()
+    assert await run_grading_tests(services, task, "def add(a, b):\n    return a + b\n", 5.0) == (True, "")  # type: ignore[arg-type]
+    # passes the shown test but not the hidden inputs
+    passed, why = await run_grading_tests(
+        services, task, "def add(a, b):\n    return 3 if a == 1 else a + b + 1\n", 5.0
+    )  # type: ignore[arg-type]
+    assert not passed and why.startswith("test 1:")
+    assert services.clock.busy_s > 0
+
+
+async def test_a_completion_is_parsed_then_tested(services: SimpleNamespace) -> None:
+    task = io_task()
+    text = "It subtracts.\nHere is a fixed version:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+    row = await grade_completion(services, task, text, 5.0, for_training=True)  # type: ignore[arg-type]
+    assert row["passed"] and row["parse"] == "fenced" and row["rationale"].startswith("It subtracts.")
+    row = await grade_completion(services, task, "no code here", 5.0, for_training=False)  # type: ignore[arg-type]
+    assert not row["passed"] and row["why"].startswith("unparsed:")
