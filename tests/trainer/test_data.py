@@ -85,7 +85,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         parse_config({**base, "fsdp": True})
     path = tmp_path / "c.yaml"
     path.write_text("base_model: m\ndata_path: d.jsonl\noutput_dir: out\n")
-    config = load_config(path, {"optim.max_steps": 5, "lora.r": 4})
+    config = load_config(path, ["optim.max_steps=5", "lora.r=4"])
     assert config.optim.max_steps == 5 and config.lora.r == 4 and config.lora.target_modules == "all-linear"
     path.write_text("- a list\n")
     with pytest.raises(InvalidArgumentError, match="expected a mapping"):

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from next_common.errors import InvalidArgumentError
+from next_common.config_files import apply_overrides, read_mapping, validate
 
 
 class _Strict(BaseModel):
@@ -138,42 +138,11 @@ class RunConfig(_Strict):
 
 
 def parse_run_config(raw: Any, where: str = "config") -> RunConfig:
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            problems.append("%s: %s" % (key, error["msg"]))
-        raise InvalidArgumentError("%s: %s" % (where, "; ".join(problems))) from None
-
-
-def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
-    """``key.sub=value`` pairs; values are read as YAML (numbers, booleans, lists)."""
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError("--set expects KEY=VALUE (e.g. rounds=3), not %r" % pair)
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise InvalidArgumentError("--set %s: %s is not a section" % (key, part))
-            node = child
-        node[leaf] = yaml.safe_load(value)
-    return raw
+    return validate(RunConfig, raw, where)
 
 
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidArgumentError("%s: not valid YAML: %s" % (path, exc)) from None
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError("%s: expected a mapping of settings at the top level" % path)
-    return parse_run_config(apply_overrides(raw, overrides or []), str(path))
+    return parse_run_config(apply_overrides(read_mapping(path), overrides or []), str(path))
 
 
 def dump_config(config: RunConfig) -> str:

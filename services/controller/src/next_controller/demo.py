@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from next_common.config_files import apply_overrides
 from next_controller import app
-from next_controller.config import apply_overrides, dump_config, parse_run_config
+from next_controller.config import dump_config, parse_run_config
 from next_controller.report import markdown
 from next_tasks.demo import build_demo
 from next_tasks.record import load_tasks, save_tasks

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from next_common.config_files import apply_overrides, parse_mapping
 from next_common.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 from next_controller import app
-from next_controller.config import RunConfig, apply_overrides, parse_run_config
+from next_controller.config import RunConfig, parse_run_config
 from next_controller.rundir import EVENTS, read_jsonl
 from next_controller.settings import ControllerSettings
 from next_controller.status import run_status
@@ -35,13 +34,7 @@ class RunManager:
         return resolved
 
     def parse(self, config_yaml: str, overrides: list[str]) -> RunConfig:
-        try:
-            raw = yaml.safe_load(config_yaml)
-        except yaml.YAMLError as exc:
-            raise InvalidArgumentError("config: not valid YAML: %s" % exc) from None
-        if not isinstance(raw, dict):
-            raise InvalidArgumentError("config: expected a mapping of settings at the top level")
-        config = parse_run_config(apply_overrides(raw, overrides))
+        config = parse_run_config(apply_overrides(parse_mapping(config_yaml, "config"), overrides))
         return config.model_copy(update={"run_dir": str(self._run_dir(config.run_dir))})
 
     def start(self, config: RunConfig) -> Path:

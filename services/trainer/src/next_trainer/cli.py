@@ -7,26 +7,14 @@ import asyncio
 import sys
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
 from next_common.cli import run_command
-from next_common.errors import InvalidArgumentError
 from next_common.logging import configure_logging
 from next_trainer.client import GrpcTrainerClient, InProcessTrainerClient, TrainerClient
 from next_trainer.config import load_config
 from next_trainer.jobs import JobState, JobStatus
 from next_trainer.settings import TrainerSettings
-
-
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError("--set expects KEY=VALUE (e.g. optim.max_steps=100), not %r" % pair)
-        out[key] = yaml.safe_load(value)  # numbers, booleans and lists as YAML reads them
-    return out
 
 
 async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:
@@ -49,7 +37,7 @@ async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:
 
 
 async def _train(args: argparse.Namespace) -> int:
-    config = load_config(args.config, _overrides(args.set or []))
+    config = load_config(args.config, args.set or [])
     client: TrainerClient = GrpcTrainerClient(args.target) if args.target else InProcessTrainerClient()
     try:
         job = await client.start(config)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from next_common.errors import InvalidArgumentError
+from next_common.config_files import apply_overrides, read_mapping, validate
 
 
 class _Strict(BaseModel):
@@ -79,29 +78,9 @@ class TrainingConfig(_Strict):
 
 def parse_config(raw: Any, where: str = "config") -> TrainingConfig:
     """Validate ``raw``; errors name the key, e.g. ``config: optim.learning_rate: ...``."""
-    try:
-        return TrainingConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            problems.append("%s: %s" % (key, error["msg"]))
-        raise InvalidArgumentError("%s: %s" % (where, "; ".join(problems))) from None
+    return validate(TrainingConfig, raw, where)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
-    """Read a YAML (or JSON) file; ``overrides`` use dotted keys (``optim.max_steps``)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidArgumentError("%s: not valid YAML: %s" % (path, exc)) from None
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError("%s: expected a mapping of settings at the top level" % path)
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return parse_config(raw, str(path))
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainingConfig:
+    """Read a YAML (or JSON) file; ``overrides`` are ``--set`` pairs (``optim.max_steps=50``)."""
+    return parse_config(apply_overrides(read_mapping(path), overrides or []), str(path))
