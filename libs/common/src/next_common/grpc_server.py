@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from next_common.interceptors import ExceptionToStatusInterceptor
+from next_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,15 @@ async def build_server(
     for name in (*service_names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return ServiceServer(server, port, health_servicer, service_names)
+
+
+def announce(name: str, service: ServiceServer, settings: ServiceSettings, details: str = "") -> None:
+    """Start the metrics endpoint (if configured) and say where the service listens. The printed
+    line ``NAME listening on port N`` is read by the controller's embedded mode to find the port."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    log.info("%s listening on port %d%s", name, service.port, " (%s)" % details if details else "")
+    print("%s listening on port %d" % (name, service.port), flush=True)
 
 
 async def serve_until_signal(service: ServiceServer, grace_s: float) -> None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
-from prometheus_client import start_http_server
 
-from next_common.grpc_server import ServiceServer, build_server, serve_until_signal
+from next_common.grpc_server import ServiceServer, announce, build_server, serve_until_signal
 from next_controller.manager import RunManager
 from next_controller.servicer import SERVICE_NAME, ControllerServicer
 from next_controller.settings import ControllerSettings
 from nextapi.controller.v1 import controller_service_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
 
 
 async def start_server(settings: ControllerSettings) -> tuple[ServiceServer, RunManager]:
@@ -27,11 +22,8 @@ async def start_server(settings: ControllerSettings) -> tuple[ServiceServer, Run
 
 
 async def serve(settings: ControllerSettings) -> None:
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
     service, manager = await start_server(settings)
-    log.info("controller listening on port %d", service.port)
-    print("controller listening on port %d" % service.port, flush=True)
+    announce("controller", service, settings)
     try:
         await serve_until_signal(service, settings.grace_period_s)
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from next_common.errors import InvalidArgumentError, UnavailableError
+from next_common.process import die_with_parent
 from next_controller.config import RunConfig
 from next_tracer.client import GrpcTracerClient
 from nextapi.sampler.v1 import sampler_service_pb2 as spb
@@ -100,10 +100,6 @@ class BusyClock:
                 self.busy_s += time.perf_counter() - self._since
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: a killed controller takes its services along
-
-
 @dataclass
 class ServiceProcess:
     name: str
@@ -118,7 +114,7 @@ class ServiceProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 env=env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent,  # a killed controller takes its services along
             )
         assert process.stdout is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

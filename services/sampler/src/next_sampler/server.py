@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
-from prometheus_client import start_http_server
 
-from next_common.grpc_server import ServiceServer, build_server, serve_until_signal
+from next_common.grpc_server import ServiceServer, announce, build_server, serve_until_signal
 from next_sampler.engine import SamplerEngine
 from next_sampler.servicer import SERVICE_NAME, SamplerServicer
 from next_sampler.settings import SamplerSettings
 from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
 
 
 async def start_server(
@@ -30,9 +25,6 @@ async def start_server(
 
 
 async def serve(settings: SamplerSettings) -> None:
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
     service, _ = await start_server(settings)
-    log.info("sampler listening on port %d (backends: %s)", service.port, ", ".join(settings.backends))
-    print("sampler listening on port %d" % service.port, flush=True)
+    announce("sampler", service, settings, "backends: %s" % ", ".join(settings.backends))
     await serve_until_signal(service, settings.grace_period_s)

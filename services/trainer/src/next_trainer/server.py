@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
-from prometheus_client import start_http_server
 
-from next_common.grpc_server import ServiceServer, build_server, serve_until_signal
+from next_common.grpc_server import ServiceServer, announce, build_server, serve_until_signal
 from next_trainer.manager import JobManager
 from next_trainer.servicer import SERVICE_NAME, TrainerServicer
 from next_trainer.settings import TrainerSettings
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
-
-log = logging.getLogger(__name__)
 
 
 async def start_server(settings: TrainerSettings) -> tuple[ServiceServer, JobManager]:
@@ -27,11 +22,8 @@ async def start_server(settings: TrainerSettings) -> tuple[ServiceServer, JobMan
 
 
 async def serve(settings: TrainerSettings) -> None:
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
     service, manager = await start_server(settings)
-    log.info("trainer listening on port %d", service.port)
-    print("trainer listening on port %d" % service.port, flush=True)
+    announce("trainer", service, settings)
     try:
         await serve_until_signal(service, settings.grace_period_s)
     finally:

@@ -22,6 +22,7 @@ from typing import Any
 
 from next_common.errors import InvalidArgumentError, NextError
 from next_common.models import resolve_model
+from next_common.process import die_with_parent
 from next_trainer.checkpoints import last_complete_checkpoint
 from next_trainer.config import TrainingConfig, parse_config
 from next_trainer.data import file_sha256, read_examples, tokenize
@@ -262,11 +263,9 @@ def _remove_checkpoints(path: Path) -> None:
 def _die_with_parent() -> None:
     """A job must not outlive the server or CLI that runs it (it resumes from checkpoints instead)."""
     expected = os.environ.get("NEXT_TRAINER_PARENT_PID")
-    if sys.platform != "linux" or not expected:
+    if not expected:
         return
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGTERM)
     if os.getppid() != int(expected):  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
 
