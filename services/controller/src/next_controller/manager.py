@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from next_common.config_files import apply_overrides, parse_mapping
-from next_common.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from next_common.errors import FailedPreconditionError, ResourceExhaustedError
+from next_common.paths import confine
 from next_controller import app
 from next_controller.config import RunConfig, parse_run_config
 from next_controller.rundir import EVENTS, read_jsonl
@@ -25,13 +26,7 @@ class RunManager:
         self._active: dict[Path, asyncio.Task[Any]] = {}
 
     def _run_dir(self, run_dir: str) -> Path:
-        root = self.settings.runs_root
-        if not root:
-            return Path(run_dir).absolute()
-        resolved = (Path(root) / run_dir).resolve()
-        if not resolved.is_relative_to(Path(root).resolve()):
-            raise InvalidArgumentError("run_dir %s lies outside the runs root %s" % (run_dir, root))
-        return resolved
+        return confine(run_dir, self.settings.runs_root, "run_dir", "runs root")
 
     def parse(self, config_yaml: str, overrides: list[str]) -> RunConfig:
         config = parse_run_config(apply_overrides(parse_mapping(config_yaml, "config"), overrides))

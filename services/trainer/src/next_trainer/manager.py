@@ -22,11 +22,11 @@ from pathlib import Path
 
 from next_common.errors import (
     AlreadyExistsError,
-    InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
 )
 from next_common.models import check_model_exists
+from next_common.paths import confine
 from next_trainer import metrics
 from next_trainer.config import TrainingConfig
 from next_trainer.data import DataReport, read_examples
@@ -63,15 +63,7 @@ class JobManager:
 
     # -- validation ----------------------------------------------------------------------
     def _confine(self, path: str, what: str) -> str:
-        if not path:
-            return path
-        root = self.settings.storage_root
-        if not root:
-            return str(Path(path).expanduser().absolute())
-        resolved = (Path(root) / path).resolve()
-        if not resolved.is_relative_to(Path(root).resolve()):
-            raise InvalidArgumentError("%s %s lies outside the storage root %s" % (what, path, root))
-        return str(resolved)
+        return str(confine(path, self.settings.storage_root, what, "storage root")) if path else path
 
     def _validate(self, config: TrainingConfig) -> TrainingConfig:
         config = config.model_copy(
