@@ -10,10 +10,11 @@ from typing import Any
 
 from next_common.config_files import apply_overrides, parse_mapping
 from next_common.errors import FailedPreconditionError, ResourceExhaustedError
+from next_common.jsonlines import Tail
 from next_common.paths import confine
 from next_controller import app
 from next_controller.config import RunConfig, parse_run_config
-from next_controller.rundir import EVENTS, read_jsonl
+from next_controller.rundir import EVENTS
 from next_controller.settings import ControllerSettings
 from next_controller.status import run_status
 
@@ -60,13 +61,15 @@ class RunManager:
 
     async def events(self, run_dir: str) -> AsyncIterator[dict[str, Any]]:
         root = self._run_dir(run_dir)
-        seen = 0
+        tail = Tail(root / EVENTS)
+        ended = False
         while True:
-            events = read_jsonl(root / EVENTS) if (root / EVENTS).exists() else []
-            for event in events[seen:]:
+            events = tail.read_new()
+            for event in events:
                 yield event
-            seen = len(events)
-            ended = any(e.get("stage") == "run" and e.get("kind") in ("finished", "failed") for e in events[-1:])
+            if events:
+                last = events[-1]
+                ended = last.get("stage") == "run" and last.get("kind") in ("finished", "failed")
             if ended and not self.active(run_dir):
                 return
             if not self.active(run_dir) and not (root / EVENTS).exists():

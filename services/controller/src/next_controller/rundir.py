@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from next_common.errors import InvalidArgumentError
+from next_common.jsonlines import append_line
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
@@ -63,16 +64,16 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _complete_part(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1]
+
+
 def read_jsonl(path: Path) -> list[Any]:
-    """Complete lines only: a line torn by a kill mid-write is cut off the file and ignored."""
+    """Complete lines only: a line torn by a kill mid-write is ignored (AppendLog removes it)."""
     if not path.exists():
         return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    return [json.loads(line) for line in _complete_part(path).splitlines() if line.strip()]
 
 
 class AppendLog:
@@ -80,7 +81,9 @@ class AppendLog:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        read_jsonl(path)  # drop a torn last line before appending after it
+        if path.exists():  # cut a torn last line before appending after it
+            with open(path, "r+b") as f:
+                f.truncate(len(_complete_part(path)))
         self._file = open(path, "a", encoding="utf-8")
 
     def append(self, row: Any) -> None:
@@ -143,6 +146,4 @@ class RunDir:
         return dict(sorted(stages.items(), key=lambda item: item[1].get("order", 0)))
 
     def event(self, **fields: Any) -> None:
-        line = json.dumps({"time": time.time(), **fields}, sort_keys=True) + "\n"
-        with open(self.root / EVENTS, "a", encoding="utf-8") as f:
-            f.write(line)
+        append_line(self.root / EVENTS, {"time": time.time(), **fields})

@@ -25,12 +25,13 @@ from next_common.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from next_common.jsonlines import Tail
 from next_common.models import check_model_exists
 from next_common.paths import confine
 from next_trainer import metrics
 from next_trainer.config import TrainingConfig
 from next_trainer.data import DataReport, read_examples
-from next_trainer.events import EVENTS_FILE, EventReader
+from next_trainer.events import EVENTS_FILE
 from next_trainer.jobs import JobState, JobStatus, Progress
 from next_trainer.publish import is_complete_adapter
 from next_trainer.settings import TrainerSettings
@@ -181,7 +182,7 @@ class JobManager:
             tmp.write_text(json.dumps(config.model_dump(mode="json"), indent=2), encoding="utf-8")
             tmp.replace(config_file)
             events_path = work / EVENTS_FILE
-            reader = EventReader(events_path, events_path.stat().st_size if events_path.exists() else 0)
+            reader = Tail(events_path, events_path.stat().st_size if events_path.exists() else 0)
             env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
             if config.processes == 1:  # torchrun's workers are watched by torchrun instead
                 env["NEXT_TRAINER_PARENT_PID"] = str(os.getpid())
