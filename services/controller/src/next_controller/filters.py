@@ -7,6 +7,7 @@ like third-party ones. A run applies its filters in order and reports each one's
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class PassesAllTests:
 # Names whose use in a fix means it reaches for the test machinery or the interpreter itself.
 _TAMPERING_MODULES = {"sys", "os", "builtins", "inspect", "gc", "atexit", "signal", "unittest", "pytest", "ctypes"}
 _EXITS = {"exit", "quit", "_exit", "abort"}
+_BUILTIN_NAMES = frozenset(dir(builtins))
 _COMPARISONS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__contains__"}
 
 
@@ -51,9 +53,7 @@ def tampering(program: str, entry_point: str | None = None) -> str:
         tree = ast.parse(program)
     except SyntaxError:
         return "does not parse"
-    import builtins
-
-    builtin_names = set(dir(builtins)) - {entry_point or ""}
+    builtin_names = _BUILTIN_NAMES - {entry_point or ""}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]

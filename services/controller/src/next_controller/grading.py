@@ -12,12 +12,7 @@ from next_tracer.model import IoTests, Limits, Verdict
 
 async def run_shown_tests(services: Services, task: TaskRecord, program: str, timeout_s: float) -> tuple[bool, str]:
     """Algorithm 1, line 6: E(fix, T_j), every test shown in the prompt."""
-    async with services.tracer_slots:
-        with services.clock.call():
-            result = await services.tracer.run_tests(
-                program, task.shown_tests, Limits(timeout_s=timeout_s), entry_points=[task.entry_point]
-            )
-    return result.verdict is Verdict.PASSED, _first_failure(result.tests)
+    return await _statements(services, task, program, task.shown_tests, timeout_s)
 
 
 async def run_grading_tests(services: Services, task: TaskRecord, program: str, timeout_s: float) -> tuple[bool, str]:

@@ -33,7 +33,7 @@ from next_controller.filters import Sample, apply_filters, filter_registry
 from next_controller.grading import grade_completion
 from next_controller.rundir import AppendLog, RunDir, read_json, read_jsonl, write_json, write_jsonl
 from next_controller.services import Services
-from next_tasks.metrics import greedy_pass_at_1, pass_at_k, scores
+from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, scores
 from next_tasks.prompts import PromptOptions, render_messages, to_model_input, training_example
 from next_tasks.record import TaskRecord, load_tasks
 from nextapi.sampler.v1 import sampler_service_pb2 as spb
@@ -68,6 +68,15 @@ def proxy_prompt(task: TaskRecord, rationale: str) -> str:
         "Write the whole fixed program in one ```python block.\n"
         % (task.problem.strip(), task.buggy_program, rationale.strip())
     )
+
+
+def tally(rows: list[dict[str, Any]], task_ids: list[str] | None = None) -> dict[str, tuple[int, int]]:
+    """(samples, passed) per task, for pass@k; ``task_ids`` lists tasks that count even with no rows."""
+    counts = dict.fromkeys(task_ids or [], (0, 0))
+    for r in rows:
+        n, c = counts.get(r["task_id"], (0, 0))
+        counts[r["task_id"]] = (n + 1, c + int(r["passed"]))
+    return counts
 
 
 def proxy_input(task: TaskRecord, rationale: str, tokenizer: Any) -> str:
@@ -435,11 +444,7 @@ class Run:
                     "%s %s %s" % (stage, set_name, tag),
                 )
                 outputs.append(path)
-                counts = {t.task_id: (0, 0) for t in tasks}
-                for r in rows:
-                    n, c = counts[r["task_id"]]
-                    counts[r["task_id"]] = (n + 1, c + int(r["passed"]))
-                for k, est in scores(counts, ev.ks).items():
+                for k, est in scores(tally(rows, [t.task_id for t in tasks]), ev.ks).items():
                     metrics["pass@%d/%s" % (k, tag)] = est.value
                 if ev.greedy:
                     gpath = folder / ("%s-%s-greedy.jsonl" % (set_name, tag))
@@ -476,15 +481,8 @@ class Run:
             "%s proxy" % set_name,
             backend=proxy.backend,
         )
-        counts: dict[str, tuple[int, int]] = {}
-        for r in prows:
-            n, c = counts.get(r["task_id"], (0, 0))
-            counts[r["task_id"]] = (n + 1, c + int(r["passed"]))
-        return {
-            "proxy-pass@%d" % k: sum(pass_at_k(n, c, k) for n, c in counts.values()) / len(counts)
-            for k in (1,)
-            if counts
-        }
+        counts = tally(prows)
+        return {"proxy-pass@1": mean_pass_at_k(counts, 1, bootstrap=0).value} if counts else {}
 
     def _proxy_input(self, task: TaskRecord, rationale: str) -> str:
         return proxy_input(task, rationale, self.tokenizer)
