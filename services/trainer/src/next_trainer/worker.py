@@ -122,7 +122,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def train(config: TrainingConfig) -> dict[str, Any]:
+def train(config: TrainingConfig, events: EventWriter | None) -> dict[str, Any]:
+    """Train and publish; ``events`` is rank 0's progress channel (None on other ranks)."""
     import torch
     from torch.utils.tensorboard import SummaryWriter
     from transformers import (
@@ -139,8 +140,7 @@ def train(config: TrainingConfig) -> dict[str, Any]:
     work = config.work_dir
     output = Path(config.output_dir)
     staged = staging_dir(output)
-    main = _rank() == 0
-    events = EventWriter(work) if main else None
+    main = events is not None
     if main:
         discard(staged)  # left by a job killed while publishing
     set_seed(config.seed)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     config.work_dir.mkdir(parents=True, exist_ok=True)
     events = EventWriter(config.work_dir) if _rank() == 0 else None
     try:
-        summary = train(config)
+        summary = train(config, events)
     except NextError as exc:
         if events:
             events.write("failed", reason=str(exc))
