@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from next_common.files import atomic_write
 
 
 class TaskFormatError(ValueError):
@@ -157,22 +157,12 @@ def load_tasks(path: str | Path) -> list[TaskRecord]:
 def save_tasks(path: str | Path, tasks: Iterable[TaskRecord]) -> int:
     """Write JSONL (gzip-compressed for ``.gz``) atomically: a crash never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            sink: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if path.suffix == ".gz" else raw
-            for task in tasks:
-                sink.write((json.dumps(task.to_json(), ensure_ascii=False) + "\n").encode("utf-8"))
-                count += 1
-            if sink is not raw:
-                sink.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as raw:
+        sink: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if path.suffix == ".gz" else raw
+        for task in tasks:
+            sink.write((json.dumps(task.to_json(), ensure_ascii=False) + "\n").encode("utf-8"))
+            count += 1
+        if sink is not raw:
+            sink.close()
     return count

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from next_common.errors import InvalidArgumentError
+from next_common.files import atomic_write, sha256_file
 from next_common.jsonlines import append_line
 
 MANIFEST = "manifest.json"
@@ -25,31 +25,20 @@ CONFIG = "config.yaml"
 EVENTS = "events.jsonl"
 
 
-def sha256_file(path: Path) -> str:
+def sha256_path(path: Path) -> str:
+    """Of a file, or of a folder (every file's relative name and digest, in order)."""
+    if not path.is_dir():
+        return sha256_file(path)
     digest = hashlib.sha256()
-    if path.is_dir():
-        for child in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(child.relative_to(path)).encode() + b"\0")
-            digest.update(sha256_file(child).encode())
-        return digest.hexdigest()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(child.relative_to(path)).encode() + b"\0")
+        digest.update(sha256_file(child).encode())
     return digest.hexdigest()
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -125,7 +114,7 @@ class RunDir:
             return None
         for rel, digest in entry["outputs"].items():
             path = self.root / rel
-            if not path.exists() or sha256_file(path) != digest:
+            if not path.exists() or sha256_path(path) != digest:
                 return None
         return entry
 
@@ -133,7 +122,7 @@ class RunDir:
         manifest = self._manifest()
         manifest["stages"][stage] = {
             "order": 1 + max((e.get("order", 0) for e in manifest["stages"].values()), default=0),
-            "outputs": {str(p.relative_to(self.root)): sha256_file(p) for p in outputs},
+            "outputs": {str(p.relative_to(self.root)): sha256_path(p) for p in outputs},
             "summary": summary,
             "timing": timing,
             "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

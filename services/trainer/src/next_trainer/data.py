@@ -9,7 +9,6 @@ the end-of-sequence token only.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,14 +40,6 @@ class DataReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _messages(value: Any, where: str) -> str | Messages:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from next_common.errors import InvalidArgumentError, NextError
+from next_common.files import sha256_file
 from next_common.models import resolve_model
 from next_common.process import die_with_parent
 from next_trainer.checkpoints import last_complete_checkpoint
 from next_trainer.config import TrainingConfig, parse_config
-from next_trainer.data import file_sha256, read_examples, tokenize
+from next_trainer.data import read_examples, tokenize
 from next_trainer.events import EventWriter
 from next_trainer.publish import discard, publish, staging_dir
 from next_trainer.sampling import length_grouped_trainer
@@ -152,7 +153,7 @@ def train(config: TrainingConfig, events: EventWriter | None) -> dict[str, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     examples = read_examples(config.data_path)
     features, report = tokenize(examples, tokenizer, config.max_length, config.overlong)
-    report.data_sha256 = file_sha256(config.data_path)
+    report.data_sha256 = sha256_file(config.data_path)
     if events:
         events.write("data", **report.as_dict())
     if not features:
