@@ -124,7 +124,7 @@ async def test_non_utf8_program_is_invalid_argument(server: ServiceServer) -> No
 
 async def test_deadline_is_honoured(stub: pb_grpc.TracerServiceStub) -> None:
     req = pb.RunTestsRequest(
-        program="import time\n", tests=[pb.StatementTest(source="time.sleep(30)")], limits=pb.Limits(timeout_s=30)
+        program="x = 1\n", tests=[pb.StatementTest(source="import time\ntime.sleep(30)")], limits=pb.Limits(timeout_s=30)
     )
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -146,7 +146,7 @@ async def test_full_queue_is_resource_exhausted() -> None:
     try:
         async with grpc.aio.insecure_channel("127.0.0.1:%d" % service.port) as channel:
             stub = pb_grpc.TracerServiceStub(channel)
-            req = pb.RunTestsRequest(program="import time\n", tests=[pb.StatementTest(source="time.sleep(1)")])
+            req = pb.RunTestsRequest(program="x = 1\n", tests=[pb.StatementTest(source="import time\ntime.sleep(1)")])
             results = await asyncio.gather(*(stub.RunTests(req) for _ in range(3)), return_exceptions=True)
         codes = [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)]
         assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes

@@ -26,12 +26,18 @@ from next_tracer.model import (
     Verdict,
 )
 from next_tracer.runtime import plain
+from next_tracer.runtime.supervisor import wall_allowance
+from next_tracer.runtime.tracing import ReprLimits, bounded_repr
 from next_tracer.sandbox.runner import Sandbox
 from next_tracer.settings import TracerSettings
 
 log = logging.getLogger(__name__)
 
 STARTUP_SLACK_S = 5.0
+# A sandbox that broke (not a program's verdict) is retried this often before SANDBOX_ERROR is reported.
+SANDBOX_RETRIES = 2
+REPORT_SLACK_BYTES = 64 * 1024
+TRACE_REPORT_BYTES = 64 * 1024 * 1024
 
 
 def _text(value: str | bytes, what: str, limit: int) -> str:
@@ -90,7 +96,12 @@ class TracerEngine:
     async def _execute(
         self, job: dict[str, Any], n_tests: int, limits: Limits, kind: str, deadline_s: float | None
     ) -> JobRecords:
-        wall = min(self.settings.max_total_wall_s, STARTUP_SLACK_S + limits.timeout_s * max(1, n_tests) * 1.2)
+        # Limits are CPU time; the wall-clock allowance per test is wider, so load is never a TIMEOUT.
+        wall = min(self.settings.max_total_wall_s, STARTUP_SLACK_S + wall_allowance(limits.timeout_s) * max(1, n_tests))
+        # What the jail may send back: one bounded value or message per test, plus a trace.
+        report_bytes = (max(1, n_tests) + 1) * (limits.output_bytes + REPORT_SLACK_BYTES)
+        if "trace" in job:
+            report_bytes += TRACE_REPORT_BYTES
         if deadline_s is not None:
             wall = min(wall, max(0.1, deadline_s))
         if self._waiting >= self.settings.max_queue and self._slots.locked():
@@ -107,7 +118,17 @@ class TracerEngine:
             wall -= time.monotonic() - queued_at if deadline_s is not None else 0
             metrics.RUNNING.inc()
             started = time.monotonic()
-            records = await self.sandbox.execute(job, max(0.1, wall))
+            for attempt in range(SANDBOX_RETRIES + 1):
+                records = await self.sandbox.execute(job, max(0.1, wall), report_bytes)
+                if not records.broken or attempt == SANDBOX_RETRIES:
+                    break
+                metrics.SANDBOX_RETRIES.inc()
+                log.warning(
+                    "sandbox failure (%s); retrying the execution (%d/%d)",
+                    records.failure,
+                    attempt + 1,
+                    SANDBOX_RETRIES,
+                )
             metrics.LATENCY.labels(kind).observe(time.monotonic() - started)
             metrics.EXECUTIONS.labels(kind).inc()
             return records
@@ -131,8 +152,8 @@ class TracerEngine:
 
     @staticmethod
     def _missing(records: JobRecords) -> TestOutcome:
-        if "wall-clock" in records.failure:
-            return TestOutcome(Verdict.TIMEOUT, records.failure)
+        if records.limit_hit:
+            return TestOutcome(Verdict(records.limit_hit), records.failure)
         return TestOutcome(Verdict.SANDBOX_ERROR, records.failure or "no result from the sandbox")
 
     def _outcome(self, record: dict[str, Any] | None, records: JobRecords) -> TestOutcome:
@@ -309,8 +330,11 @@ class TracerEngine:
 
 
 def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A bounded repr that never raises (huge ints, deep or recursive values)."""
+    try:
+        return bounded_repr(value, ReprLimits(max_chars=limit, max_items=20))
+    except (RecursionError, ValueError, MemoryError):
+        return "<a %s that cannot be shown>" % type(value).__name__
 
 
 def parse_plain_json(text: str, what: str) -> Any:

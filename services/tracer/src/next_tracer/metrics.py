@@ -12,3 +12,7 @@ LATENCY = Histogram(
 )
 QUEUED = Gauge("next_tracer_queued_requests", "Requests waiting for a sandbox slot")
 RUNNING = Gauge("next_tracer_running_executions", "Sandboxed executions in progress")
+SANDBOX_RETRIES = Counter("next_tracer_sandbox_retries_total", "Executions run again because the sandbox failed")
+LIMITS_MODE = Gauge(
+    "next_tracer_jail_limits_mode", "How per-jail memory and pids are bounded (1 for the mode in use)", ["mode"]
+)

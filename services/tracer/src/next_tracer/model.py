@@ -126,3 +126,9 @@ class JobRecords:
     done: bool = False
     failure: str = ""
     value_for: int | None = None  # a RETURNED header was read; its value line comes next
+    limit_hit: str = ""  # a limit of the whole execution that the program reached: "TIMEOUT" | "OUTPUT_LIMIT"
+
+    @property
+    def broken(self) -> bool:
+        """The sandbox failed (no verdict for some test and no limit explains it): worth a retry."""
+        return not self.done and not self.limit_hit

@@ -1,16 +1,21 @@
 """Sandbox harness: the entry point inside the jail (its PID 1 under nsjail).
 
-Trust split. The harness never runs program code: it forks a *program process*
-(``program_child``) that executes the untrusted program and answers call requests ("call f
-with these plain arguments"), and it runs the test code itself (``jobs``, ``session``), with
-every program-defined callable replaced by a proxy that forwards the call to the program
-process (``supervisor``). So the program only ever sees arguments, never the tests' expected
-values, and every value that comes back is decoded into fresh builtin objects (``plain``)
-before a test compares it. A verdict is the harness's own observation of the test code running
-to completion, written to the jail's stdout (``wire``), which no program process can reach.
+Processes. The first process (the jail's PID 1) forks the *relay* and then becomes the
+*zygote* (``zygote``) before anything reads a job. The relay reads jobs and runs each in a
+*job process*, which runs the test code itself (``jobs``, ``session``), with every callable
+the tests may use replaced by a proxy that forwards the call (``supervisor``). The untrusted
+program runs only in *program processes*, which the zygote forks on the job process's request:
+they never shared memory with anything that held a job, so a program can scan all of its
+memory and find no test, no expected value and no verdict channel. Each one confines itself
+(``confine``: signals only to its own process group, no pidfds or ptrace) before the program
+runs, and the relay and job processes are not dumpable.
 
-Two modes: ``main`` runs one job (a fresh jail per job); ``serve`` is the init of a pre-warmed
-jail that forks a fresh job process per job. Standard library only.
+Every value that comes back is decoded into fresh builtin objects (``plain``) before a test
+compares it. A verdict is the job process's own observation of the test code running to
+completion, written on a pipe to the relay (``wire``), which no program process holds.
+
+Two modes: ``main`` runs one job (a fresh jail per job); ``serve`` is a pre-warmed jail whose
+relay forks a fresh job process per job. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import sys
 import traceback
 
 if __package__:  # imported as next_tracer.runtime.harness (tests, type checking)
-    from next_tracer.runtime import scratch, wire
+    from next_tracer.runtime import confine, scratch, wire, zygote
     from next_tracer.runtime.jobs import run_job
+    from next_tracer.runtime.program_child import run_program_child
 else:  # run as a script inside the jail, where the runtime directory is all there is
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from runtime import scratch, wire  # type: ignore[import-not-found, no-redef]
+    from runtime import confine, scratch, wire, zygote  # type: ignore[import-not-found, no-redef]
     from runtime.jobs import run_job  # type: ignore[import-not-found, no-redef]
+    from runtime.program_child import run_program_child  # type: ignore[import-not-found, no-redef]
 
 
 def die_with_parent() -> None:
@@ -37,14 +44,13 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def main() -> None:
-    """One job per process: read it from stdin, report on stdout."""
-    if os.getpid() == 1:
-        die_with_parent()
+def main() -> int:
+    """One job per jail: read it from stdin, report on stdout."""
     job = json.loads(sys.stdin.buffer.read())
     scratch.configure(job)
-    scratch.clean_jail()
+    scratch.wipe_scratch()
     run_job(job)
+    return 0
 
 
 def serve() -> None:
@@ -56,11 +62,9 @@ def serve() -> None:
     killed and the scratch space wiped. Control lines are prefixed ``Z``; every line of the
     job process is relayed with a ``J`` prefix, so a job cannot forge the end of a job.
     """
-    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
     stdin = sys.stdin.buffer
-    scratch.configure({"jailed": True})
     scratch.clean_jail()
     out.write(b'Z{"ready":true}\n')
     out.flush()
@@ -74,6 +78,7 @@ def serve() -> None:
         if pid == 0:
             code = 0
             try:
+                die_with_parent()
                 os.close(read_fd)
                 os.dup2(write_fd, 1)
                 os.close(write_fd)
@@ -112,9 +117,29 @@ def serve() -> None:
         out.flush()
 
 
-if __name__ == "__main__":
+def relay(serving: bool, jailed: bool) -> int:
+    """The job side: everything that reads jobs runs in this process and its children."""
+    die_with_parent()  # the zygote is gone: so is the jail
+    confine.set_undumpable()
+    scratch.configure({}, jailed=jailed)
     try:
-        serve() if sys.argv[1:] == ["--serve"] else main()
+        if serving:
+            serve()
+            return 0
+        return main()
     except BaseException:
         wire.OUT.emit({"harness_error": traceback.format_exc()[-2000:]})
-        raise
+        return 70
+
+
+def start() -> int:
+    jailed = os.getpid() == 1
+    if jailed:
+        die_with_parent()  # the server killed nsjail (deadline, shutdown): the whole jail goes
+    confine.set_undumpable()
+    serving = sys.argv[1:] == ["--serve"]
+    return zygote.start(run_program_child, lambda: relay(serving, jailed))
+
+
+if __name__ == "__main__":
+    sys.exit(start())

@@ -19,7 +19,21 @@ def result_record(status: str, message: str, started: float, **extra: Any) -> di
     return out
 
 
-def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bool) -> dict[str, Any]:
+def exports_for(job: dict[str, Any], code: Any) -> list[str]:
+    """What of the program a test may use: the request's entry points, or else every name
+    the test refers to (a helper the test defines itself always wins over the program's)."""
+    if job.get("entry_points"):
+        return list(job["entry_points"])
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    return sorted(names)
+
+
+def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[str, Any]:
     started = time.monotonic()
     try:
         code = compile(source, "<test>", "exec")
@@ -38,8 +52,7 @@ def run_statement_test(job: dict[str, Any], program: Any, source: str, trace: bo
             ignore_exceptions=(ChildFailure,),
             backend=cfg.get("backend", "auto"),
         )
-    runner = ProgramSession(job, program, tracer)
-    runner.deadline = time.monotonic() + job["limits"]["timeout_s"]
+    runner = ProgramSession(job, exports_for(job, code), tracer)
     child = None
     try:
         listing = runner.spawn()
@@ -86,34 +99,34 @@ def _forward_child_events(child: ProgramChild) -> None:
         child.events = []
 
 
-def run_call_tests(job: dict[str, Any], program: Any, tests: list[dict[str, Any]]) -> None:
+def run_call_tests(job: dict[str, Any], tests: list[dict[str, Any]]) -> None:
     """EvalPlus-style inputs: one child runs them in order, each with its own time limit.
 
     The inputs go to the child in one message and it answers input by input; a timeout,
     crash or exit ends that input only: a fresh child continues with the next one.
     """
     entry = job["entry_point"]
-    timeout = job["limits"]["timeout_s"]
     index = 0
     while index < len(tests):
-        runner = ProgramSession(job, program, None)
+        runner = ProgramSession(job, [entry], None)
         started = time.monotonic()
         loaded = False
         try:
-            runner.deadline = started + timeout
-            runner.spawn()
+            runner.spawn(calls=len(tests) - index)
             loaded = True
             child = runner.child
             assert child is not None
             child.send({"batch": entry, "inputs": [t["args"] for t in tests[index:]]})
+            deadline = child.start_budget()
             while index < len(tests):
-                raw = child.receive_raw(started + timeout)
+                raw = child.receive_raw(deadline)
                 if raw.startswith(b"V"):
                     _emit_returned(index, raw[1:], started)
                 else:
                     _emit_call_result(index, json.loads(raw), started)
                 index += 1
                 started = time.monotonic()
+                deadline = child.start_budget()
         except ChildFailure as exc:
             # A program that cannot even load fails every remaining input the same way.
             last = len(tests) if not loaded else index + 1
@@ -159,16 +172,16 @@ def run_job(job: dict[str, Any]) -> None:
     if "inputs_json" in job:
         tests = [{"args": args} for args in json.loads(job["inputs_json"])]
     try:
-        program = compile(job["program"], "<program>", "exec")
+        compile(job["program"], "<program>", "exec")  # each program process compiles it again
     except SyntaxError as exc:
         for index in range(len(tests)):
             OUT.emit({"test": index, "status": "ERROR", "message": "SyntaxError: %s" % exc, "duration_s": 0.0})
         OUT.emit({"done": True})
         return
     if job["kind"] == "calls":
-        run_call_tests(job, program, tests)
+        run_call_tests(job, tests)
     else:
         for index, test in enumerate(tests):
             trace = bool(job.get("trace")) and index == job.get("trace_index", 0)
-            OUT.emit({"test": index, **run_statement_test(job, program, test["source"], trace)})
+            OUT.emit({"test": index, **run_statement_test(job, test["source"], trace)})
     OUT.emit({"done": True})

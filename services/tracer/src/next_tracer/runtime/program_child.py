@@ -1,22 +1,28 @@
 """The program process: runs the untrusted program and answers call requests.
 
-It sees arguments only, never a test or an expected value, and answers with plain data.
+It is forked by the zygote, never by a process that held a job: it receives the program, its
+limits and then arguments only, never a test or an expected value, and answers with plain data.
 """
 
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
+import math
 import os
 import resource
 from typing import Any
 
-from . import plain, scratch
+from . import confine, plain, scratch
 from .tracing import ReprLimits, Tracer, make_tracer
 from .wire import MESSAGE_CHARS, describe, send, write_all
 
 
-def run_program_child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: int, out_fd: int, trace: bool) -> None:
+def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
+    """Entry point of a program process, forked by the zygote with three pipe ends."""
+    # Out of the way of 0-2 first, whatever numbers the pipe ends arrived with.
+    cmd_fd, res_fd, out_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (cmd_fd, res_fd, out_fd))
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     r, w = os.pipe()
@@ -29,26 +35,44 @@ def run_program_child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: in
                 os.close(fd)
             except OSError:
                 pass
-    limits = job["limits"]
-    cpu = int(limits["timeout_s"] * max(1, len(job["tests"]))) + 2
-    for res, value in (
-        (resource.RLIMIT_AS, limits["memory_bytes"]),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_FSIZE, limits["file_bytes"]),
-        (resource.RLIMIT_NOFILE, 64),
-        (resource.RLIMIT_CORE, 0),
+    reader = os.fdopen(cmd_fd, "rb", buffering=0)
+    pending = bytearray()
+    setup = _next_command(reader, pending)
+    if setup is None:
+        return
+    limits = setup["limits"]
+    # Soft CPU limit first (SIGXCPU, reported as TIMEOUT); the supervisor polls the per-call budget.
+    cpu = math.ceil(limits["timeout_s"] * max(1, setup.get("calls", 1))) + 2
+    for res, soft, hard in (
+        (resource.RLIMIT_AS, limits["memory_bytes"], limits["memory_bytes"]),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_FSIZE, limits["file_bytes"], limits["file_bytes"]),
+        (resource.RLIMIT_NOFILE, 64, 64),
+        (resource.RLIMIT_CORE, 0, 0),
     ):
         try:
-            resource.setrlimit(res, (value, value))
+            resource.setrlimit(res, (soft, hard))
         except (ValueError, OSError):
             pass
+    # Its own process group, which it cannot leave: the supervisor kills the whole group.
     try:
-        os.chdir(scratch.WORKDIR)
+        os.setsid()
     except OSError:
         pass
+    confine.confine_program_process()
+    try:
+        os.chdir(setup.get("workdir") or scratch.WORKDIR)
+    except OSError:
+        pass
+    try:
+        program = compile(setup["program"], "<program>", "exec")
+    except BaseException as exc:
+        send(res_fd, {"program_error": describe(exc)})
+        return
+    del setup["program"]
     tracer: Tracer | None = None
-    trace_cfg = job.get("trace")
-    if trace and trace_cfg:
+    trace_cfg = setup.get("trace")
+    if trace_cfg:
         lim = ReprLimits(trace_cfg["max_value_chars"], trace_cfg["max_items"])
         tracer = make_tracer(
             [program],
@@ -68,31 +92,35 @@ def run_program_child(job: dict[str, Any], program: Any, cmd_fd: int, res_fd: in
     except BaseException as exc:
         send(res_fd, {"program_error": describe(exc)})
         return
-    send(res_fd, {"ready": _listing(ns)})
-    reader = os.fdopen(cmd_fd, "rb", buffering=0)
-    pending = b""
-    while True:
-        while b"\n" not in pending:
-            chunk = reader.read(65536)
-            if not chunk:
-                return
-            pending += chunk
-        line, pending = pending.split(b"\n", 1)
-        cmd = json.loads(line)
+    send(res_fd, {"ready": _listing(ns, setup.get("exports"))})
+    while (cmd := _next_command(reader, pending)) is not None:
         if "batch" in cmd:
             _serve_batch(cmd, ns, res_fd)
         else:
             _serve_call(cmd, ns, res_fd, tracer)
 
 
-def _listing(ns: dict[str, Any]) -> dict[str, Any]:
+def _next_command(reader: Any, pending: bytearray) -> dict[str, Any] | None:
+    while b"\n" not in pending:
+        chunk = reader.read(65536)
+        if not chunk:
+            return None
+        pending += chunk
+    end = pending.index(b"\n")
+    cmd: dict[str, Any] = json.loads(bytes(pending[:end]))
+    del pending[: end + 1]
+    return cmd
+
+
+def _listing(ns: dict[str, Any], exports: list[str] | None) -> dict[str, Any]:
+    """What the tests may use: the names asked for (all when not asked), never modules."""
     out: dict[str, Any] = {}
     for name, value in ns.items():
-        if name.startswith("__"):
+        if name.startswith("__") or (exports is not None and name not in exports):
             continue
         t = type(value)
         if t.__name__ == "module":
-            out[name] = {"module": value.__name__}
+            out[name] = {"opaque": "module"}
         elif callable(value):
             out[name] = {"callable": True}
         else:
@@ -109,9 +137,12 @@ def _failure_reply(exc: BaseException) -> dict[str, Any]:
         return {"memory": True}
     if isinstance(exc, plain.NotPlainError):
         return {"unplain": exc.type_name}
-    if isinstance(exc, SystemExit):
-        return {"exit": repr(exc.code)[:MESSAGE_CHARS]}
-    return {"raise": [type(exc).__name__, str(exc)[:MESSAGE_CHARS]]}
+    try:  # the program's own __str__/__repr__ runs here, in its own process
+        if isinstance(exc, SystemExit):
+            return {"exit": repr(exc.code)[:MESSAGE_CHARS]}
+        return {"raise": [str(type(exc).__name__)[:100], str(exc)[:MESSAGE_CHARS]]}
+    except BaseException:
+        return {"raise": ["Exception", "(an exception whose message could not be rendered)"]}
 
 
 def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:

@@ -13,16 +13,21 @@ WORKDIR = SCRATCH + "/work"
 JAILED = False  # True inside a jail's pid namespace, where kill(-1) reaches only the jail
 
 
-def configure(job: dict[str, Any]) -> None:
+def configure(job: dict[str, Any], jailed: bool | None = None) -> None:
     global SCRATCH, WORKDIR, JAILED
-    JAILED = os.getpid() == 1 or bool(job.get("jailed"))
+    if jailed is not None:
+        JAILED = jailed
     if job.get("scratch"):
         SCRATCH = job["scratch"]
         WORKDIR = SCRATCH + "/work"
 
 
 def clean_jail() -> None:
-    """Kill every other process in the jail (but PID 1) and wipe the scratch space."""
+    """Kill every other process in the jail (but PID 1, the zygote) and wipe the scratch space.
+
+    Called by the relay between jobs; within a job, each program process's group is killed by
+    the zygote and only the scratch space is wiped between tests (``wipe_scratch``).
+    """
     if JAILED:
         try:
             os.kill(-1, signal.SIGKILL)
@@ -37,6 +42,10 @@ def clean_jail() -> None:
             if not JAILED:
                 break
             time.sleep(0.0005)
+    wipe_scratch()
+
+
+def wipe_scratch() -> None:
     _wipe(SCRATCH)
     try:
         os.makedirs(WORKDIR, exist_ok=True)

@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import builtins
-import time
 from typing import Any
 
-from . import plain
-from .scratch import clean_jail
+from . import plain, scratch
+from .scratch import wipe_scratch
 from .supervisor import ProgramChild
 from .tracing import CUSTOM_REPRS, Tracer
 from .wire import ChildFailure
 
 
 class ProgramError(Exception):
-    """Stand-in raised in the test for an exception the program raised."""
+    """What the test sees for an exception the program raised: always this type.
+
+    A program's ``ValueError`` arrives as a subclass of both, so ``except ValueError`` in a test
+    still works; exceptions that steer control flow (``StopIteration`` ends an ``all(map(...))``
+    silently) arrive as plain ProgramErrors, and a name the program made up never reaches a
+    class of ours.
+    """
 
 
-def _exception_class(name: str) -> type[BaseException]:
-    cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
-        return cls
-    return type(name, (ProgramError,), {})
+# Builtin exceptions a test may catch by their type; the ones left out change control flow.
+_CONTROL_FLOW = frozenset({"StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt", "SystemExit"})
+_PROGRAM_EXCEPTIONS: dict[str, type[ProgramError]] = {}
+
+
+def program_exception(name: str) -> type[ProgramError]:
+    name = name if name.isidentifier() else "ProgramError"
+    cls = _PROGRAM_EXCEPTIONS.get(name)
+    if cls is None:
+        base = getattr(builtins, name, None)
+        bases: tuple[type, ...] = (ProgramError,)
+        if isinstance(base, type) and issubclass(base, Exception) and name not in _CONTROL_FLOW:
+            bases = (ProgramError, base)
+        cls = _PROGRAM_EXCEPTIONS[name] = type(name, bases, {"__module__": "program"})
+    return cls
 
 
 class Proxy:
@@ -50,18 +65,28 @@ class Opaque:
 
 
 class ProgramSession:
-    def __init__(self, job: dict[str, Any], program: Any, parent_tracer: Tracer | None) -> None:
+    def __init__(self, job: dict[str, Any], exports: list[str] | None, parent_tracer: Tracer | None) -> None:
         self.job = job
-        self.program = program
+        self.exports = exports
         self.child: ProgramChild | None = None
         self.deadline = 0.0
         self.want_args = True
         self.tracer = parent_tracer
 
     # child lifecycle
-    def spawn(self) -> dict[str, Any]:
-        self.child = ProgramChild(self.job, self.program, self.tracer is not None)
-        msg = self.child.receive(time.monotonic() + self.job["limits"]["timeout_s"])
+    def spawn(self, calls: int = 1) -> dict[str, Any]:
+        """Start the program process and load the program; its deadline starts the test's."""
+        setup = {
+            "program": self.job["program"],
+            "limits": self.job["limits"],
+            "exports": self.exports,
+            "trace": self.job.get("trace") if self.tracer is not None else None,
+            "calls": calls,
+            "workdir": scratch.WORKDIR,
+        }
+        self.child = ProgramChild(setup)
+        self.deadline = self.child.start_budget()
+        msg = self.child.receive(self.deadline)
         if "program_error" in msg:
             raise ChildFailure("ERROR", msg["program_error"])
         if "memory" in msg:
@@ -73,7 +98,7 @@ class ProgramSession:
         if self.child is not None:
             self.child.kill()
             self.child = None
-        clean_jail()
+        wipe_scratch()
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         child = self.child
@@ -108,7 +133,7 @@ class ProgramSession:
         if "exit" in reply:
             raise ChildFailure("ERROR", "the program called exit(%s) before the test finished" % reply["exit"])
         exc_type, message = reply["raise"]
-        raise _exception_class(exc_type)(message)
+        raise program_exception(str(exc_type)[:100])(str(message))
 
     def _encode_arg(self, value: Any) -> Any:
         if type(value) is Proxy:
@@ -126,17 +151,14 @@ class ProgramSession:
                 # A program's own `abs` or `sorted` stays inside the program: tests use the real
                 # builtins, so a fix cannot redefine what a test relies on to check it.
                 continue
+            if self.exports is not None and name not in self.exports:
+                continue
             if "callable" in info:
                 ns[name] = Proxy(self, name)
-            elif "module" in info:
-                try:
-                    ns[name] = __import__(info["module"])
-                except ImportError:
-                    ns[name] = Opaque(name, "module")
             elif "value" in info:
                 ns[name] = plain.decode(info["value"])
             else:
-                ns[name] = Opaque(name, info["opaque"])
+                ns[name] = Opaque(name, str(info.get("opaque", "?"))[:100])
         return ns
 
 

@@ -1,4 +1,4 @@
-"""The harness's side of a program process: fork it, talk to it, enforce its limits."""
+"""The job process's side of a program process: start it through the zygote, talk to it, enforce limits."""
 
 from __future__ import annotations
 
@@ -7,40 +7,60 @@ import json
 import os
 import select
 import signal
-import sys
 import time
 from typing import Any
 
-from .program_child import run_program_child
-from .wire import MAX_MESSAGE, OUT, ChildFailure, send
+from .wire import OUT, ChildFailure, send
+from .zygote import ZygoteClient
+
+# Trace events share the result pipe with replies; they are bounded by the trace's own step limit.
+EVENTS_ALLOWANCE = 4 * 1024 * 1024
+
+
+def zygote_client() -> ZygoteClient:
+    from . import zygote
+
+    if zygote.CLIENT is None:
+        raise OSError("no zygote in this process")
+    return zygote.CLIENT
+
+
+# Wall-clock time a call may take, per second of its CPU limit (plus a second): the limit itself
+# is CPU time, so a program is not failed for sharing its cores with other work.
+WALL_PER_CPU_S = 3.0
+CPU_POLL_S = 0.05
+
+
+def wall_allowance(timeout_s: float) -> float:
+    return WALL_PER_CPU_S * timeout_s + 1.0
 
 
 class ProgramChild:
-    """A forked child running the program; the parent talks to it over two pipes."""
+    """A program process, forked by the zygote; the job process talks to it over two pipes.
 
-    def __init__(self, job: dict[str, Any], program: Any, trace: bool = False) -> None:
-        self.limits = job["limits"]
+    ``setup`` carries the program, its limits, what the tests may use and the trace options:
+    the program process never sees anything else of the job.
+    """
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        self.limits = setup["limits"]
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                os.close(cmd_w)
-                os.close(res_r)
-                os.close(out_r)
-                run_program_child(job, program, cmd_r, res_w, out_w, trace)
-            except BaseException:
-                code = 70
-            os._exit(code)
+        try:
+            pid = zygote_client().spawn(cmd_r, res_w, out_w)
+        except OSError as exc:
+            for fd in (cmd_r, cmd_w, res_r, res_w, out_r, out_w):
+                os.close(fd)
+            raise ChildFailure("SANDBOX_ERROR", "cannot start a program process: %s" % exc) from None
         for fd in (cmd_r, res_w, out_w):
             os.close(fd)
         self.pid = pid
         self.cmd_fd = cmd_w
         self.res_fd = res_r
         self.out_fd = out_r
+        self.cpu_clock = ((~pid) << 3) | 2  # the kernel's CPU-time clock of process `pid`
+        self.cpu_mark = 0.0
         self.lines: collections.deque[bytes] = collections.deque()
         self.partial: list[bytes] = []
         self.partial_len = 0
@@ -48,8 +68,21 @@ class ProgramChild:
         self.output_total = 0
         self.alive = True
         self._status = 0
+        self._cpu_at_exit = 0.0
         self.events: list[dict[str, Any]] = []
         self.step = 0
+        self.send(setup)
+
+    def cpu(self) -> float:
+        try:
+            return time.clock_gettime(self.cpu_clock)
+        except OSError:
+            return 0.0
+
+    def start_budget(self) -> float:
+        """Start a new CPU budget (one test or one input); returns its wall-clock deadline."""
+        self.cpu_mark = self.cpu()
+        return time.monotonic() + wall_allowance(self.limits["timeout_s"])
 
     def receive(self, deadline: float) -> dict[str, Any]:
         """Next message from the child; raises ChildFailure on timeout, limits or death."""
@@ -65,15 +98,23 @@ class ProgramChild:
                     self.events.extend(json.loads(line)["events"])
                     continue
                 return line
-            if self.partial_len > MAX_MESSAGE:
+            if self.partial_len > self.limits["output_bytes"] + EVENTS_ALLOWANCE:
                 self.kill()
-                raise ChildFailure("OUTPUT_LIMIT", "the program returned a value larger than the result limit")
+                raise ChildFailure(
+                    "OUTPUT_LIMIT", "the program returned more than %d bytes" % self.limits["output_bytes"]
+                )
             OUT.flush()  # results buffered while the child's replies kept coming
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                raise ChildFailure("TIMEOUT", "timed out after %.3gs" % self.limits["timeout_s"])
-            ready, _, _ = select.select([self.res_fd, self.out_fd], [], [], remaining)
+                raise ChildFailure(
+                    "TIMEOUT",
+                    "timed out: no answer within %.3gs of wall-clock time" % (wall_allowance(self.limits["timeout_s"])),
+                )
+            if self.cpu() - self.cpu_mark > self.limits["timeout_s"]:
+                self.kill()
+                raise ChildFailure("TIMEOUT", "timed out after %.3gs of CPU time" % self.limits["timeout_s"])
+            ready, _, _ = select.select([self.res_fd, self.out_fd], [], [], min(remaining, CPU_POLL_S))
             if self.out_fd in ready:
                 chunk = os.read(self.out_fd, 65536)
                 if chunk:
@@ -110,10 +151,11 @@ class ProgramChild:
             raise self._death() from None
 
     def _death(self) -> ChildFailure:
+        cpu = self.cpu()
         status = self.reap()
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU:
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu - self.cpu_mark > self.limits["timeout_s"]):
                 return ChildFailure("TIMEOUT", "CPU time limit exceeded")
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             return ChildFailure("CRASHED", "killed by signal %s" % name)
@@ -123,17 +165,20 @@ class ProgramChild:
     def kill(self) -> None:
         if self.alive:
             try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
             self.reap()
 
     def reap(self) -> int:
+        """The exit status, from the zygote (which also kills what is left of the process group)."""
         if not self.alive:
             return self._status
         try:
-            _, status = os.waitpid(self.pid, 0)
-        except ChildProcessError:  # already reaped by a jail-wide clean-up
+            status = zygote_client().reap(self.pid)
+        except (OSError, ValueError):
+            status = -1
+        if status < 0:  # the zygote is gone or never knew this pid: the sandbox broke, not the program
             status = signal.SIGKILL
         self.alive = False
         self._status = status

@@ -155,9 +155,10 @@ class Sandbox:
             mounts.append("/lib64")
         return mounts + list(self.settings.extra_mounts)
 
-    async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
+    async def execute(self, job: dict[str, Any], wall_s: float, report_bytes: int = MAX_REPORT_BYTES) -> JobRecords:
+        """Run one job; ``report_bytes`` bounds what the jail may send back (OUTPUT_LIMIT beyond)."""
         if self.settings.sandbox == "nsjail" and self.settings.workers == "prewarmed":
-            return await self.pool.execute(job, wall_s)
+            return await self.pool.execute(job, wall_s, report_bytes)
         workdir = None
         if self.settings.sandbox == "none":
             workdir = tempfile.mkdtemp(prefix="next-tracer-")
@@ -166,12 +167,12 @@ class Sandbox:
         else:
             argv = self._jail_argv(wall_s)
         try:
-            return await self._run(argv, job, wall_s)
+            return await self._run(argv, job, wall_s, report_bytes)
         finally:
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _run(self, argv: list[str], job: dict[str, Any], wall_s: float) -> JobRecords:
+    async def _run(self, argv: list[str], job: dict[str, Any], wall_s: float, report_bytes: int) -> JobRecords:
         records = JobRecords()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -189,9 +190,10 @@ class Sandbox:
         assert proc.stdin and proc.stdout and proc.stderr
         stderr_task = asyncio.create_task(proc.stderr.read(65536))
         try:
-            await asyncio.wait_for(self._talk(proc, job, records), timeout=wall_s)
+            await asyncio.wait_for(self._talk(proc, job, records, report_bytes), timeout=wall_s)
         except TimeoutError:
             records.failure = "wall-clock limit of %.3gs for the whole execution exceeded" % wall_s
+            records.limit_hit = "TIMEOUT"
         except (OSError, ValueError) as exc:
             records.failure = "sandbox I/O failed: %s" % exc
         finally:
@@ -208,7 +210,9 @@ class Sandbox:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _talk(self, proc: asyncio.subprocess.Process, job: dict[str, Any], records: JobRecords) -> None:
+    async def _talk(
+        self, proc: asyncio.subprocess.Process, job: dict[str, Any], records: JobRecords, report_bytes: int
+    ) -> None:
         assert proc.stdin and proc.stdout
         proc.stdin.write(json.dumps(job).encode())
         try:
@@ -222,11 +226,16 @@ class Sandbox:
             if not line:
                 return
             total += len(line)
-            if total > MAX_REPORT_BYTES:
-                records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
+            if total > report_bytes:
+                _over_report(records, report_bytes)
                 return
             if not record_line(records, line):
                 return
+
+
+def _over_report(records: JobRecords, report_bytes: int) -> None:
+    records.failure = "the execution reported more than %d bytes (output limit)" % report_bytes
+    records.limit_hit = "OUTPUT_LIMIT"
 
 
 def record_line(records: JobRecords, line: bytes) -> bool:
@@ -354,7 +363,7 @@ class WorkerPool:
                 return worker
         return await self._spawn()
 
-    async def execute(self, job: dict[str, Any], wall_s: float) -> JobRecords:
+    async def execute(self, job: dict[str, Any], wall_s: float, report_bytes: int = MAX_REPORT_BYTES) -> JobRecords:
         records = JobRecords()
         try:
             worker = await self._acquire()
@@ -363,9 +372,10 @@ class WorkerPool:
             return records
         reusable = False
         try:
-            reusable = await asyncio.wait_for(self._run(worker, job, records), timeout=wall_s)
+            reusable = await asyncio.wait_for(self._run(worker, job, records, report_bytes), timeout=wall_s)
         except TimeoutError:
             records.failure = "wall-clock limit of %.3gs for the whole execution exceeded" % wall_s
+            records.limit_hit = "TIMEOUT"
         except (OSError, ValueError, EOFError) as exc:
             records.failure = records.failure or "sandbox worker failed: %s" % exc
         finally:
@@ -379,7 +389,7 @@ class WorkerPool:
             records.failure = "sandbox worker ended the job early"
         return records
 
-    async def _run(self, worker: Worker, job: dict[str, Any], records: JobRecords) -> bool:
+    async def _run(self, worker: Worker, job: dict[str, Any], records: JobRecords, report_bytes: int) -> bool:
         assert worker.proc.stdin and worker.proc.stdout
         worker.proc.stdin.write(json.dumps({**job, "jailed": True}).encode() + b"\n")
         await worker.proc.stdin.drain()
@@ -389,8 +399,8 @@ class WorkerPool:
             if not line:
                 raise EOFError("worker jail exited during the job")
             total += len(line)
-            if total > MAX_REPORT_BYTES:
-                records.failure = "harness report exceeded %d bytes" % MAX_REPORT_BYTES
+            if total > report_bytes:
+                _over_report(records, report_bytes)
                 return False
             if line.startswith(b"Z"):
                 return bool(json.loads(line[1:]).get("idle"))
