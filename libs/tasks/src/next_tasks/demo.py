@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from next_tasks.mutation import mutants
+from next_tasks.prelude import helper_prelude
 from next_tasks.record import TaskRecord
 from next_tracer.client import TracerClient
 from next_tracer.model import Limits, Verdict
@@ -66,7 +67,8 @@ async def build_demo(
     async def one(problem: dict[str, Any]) -> list[TaskRecord]:
         entry = problem["entry_point"]
         reference = problem["prompt"] + problem["canonical_solution"]
-        tests = [problem["test"] + "\ncheck(%s)\n" % entry]
+        check = problem["test"] + "\ncheck(%s)\n" % entry
+        tests = [helper_prelude(problem["prompt"], entry, check) + check]
         kept: list[TaskRecord] = []
         async with gate:
             for kind, program in mutants(reference, seed=seed + len(problem["task_id"])):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from next_tasks.prelude import helper_prelude
 from next_tasks.record import IoGrading, TaskRecord
 from next_tasks.sources import HumanEvalSources
 from next_tracer.client import TracerClient
@@ -87,7 +88,7 @@ async def _build_one(
     entry = pack["entry_point"]
     buggy = pack["prompt"] + pack["buggy_solution"]
     reference = plus["prompt"] + plus["canonical_solution"]
-    shown = [pack["test"]]
+    shown = [helper_prelude(pack["prompt"], entry, pack["test"]) + pack["test"]]
     inputs = [plain.dumps(args) for args in plus["base_input"] + plus["plus_input"]]
     atol = float(plus.get("atol") or 0.0)
     oracle = ORACLES.get(entry, "")

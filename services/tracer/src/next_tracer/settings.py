@@ -49,3 +49,11 @@ class TracerSettings(ServiceSettings):
     max_total_wall_s: float = Field(600.0, gt=0, description="Cap on one sandboxed execution, all tests together.")
     tmpfs_mb: int = Field(64, ge=1)
     max_jail_processes: int = Field(32, ge=4)
+    jail_limits: Literal["auto", "cgroup", "rlimits"] = Field(
+        "auto",
+        description="How a jail's total memory and pids are bounded: 'auto' uses a cgroup (v2 when delegated, "
+        "v1 when writable) and falls back to per-process rlimits; 'cgroup' refuses to start without one.",
+    )
+    jail_memory_mb: int = Field(
+        0, ge=0, description="Memory of one whole jail under a cgroup; 0: max_memory_mb + tmpfs_mb + 256."
+    )

