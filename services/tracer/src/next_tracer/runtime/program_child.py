@@ -21,20 +21,13 @@ from .wire import MESSAGE_CHARS, describe, send, write_all
 
 def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
     """Entry point of a program process, forked by the zygote with three pipe ends."""
-    # Out of the way of 0-2 first, whatever numbers the pipe ends arrived with.
+    # Out of the way of 0-5 first, whatever numbers the pipe ends arrived with; then 3 and 4 only.
     cmd_fd, res_fd, out_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (cmd_fd, res_fd, out_fd))
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
-    r, w = os.pipe()
-    os.close(w)
-    os.dup2(r, 0)
-    keep = {0, 1, 2, cmd_fd, res_fd}
-    for fd in range(3, 1024):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    os.dup2(os.pipe()[0], 0)  # an empty stdin (its write end is closed below)
+    cmd_fd, res_fd = os.dup2(cmd_fd, 3), os.dup2(res_fd, 4)
+    os.closerange(5, 1 << 16)  # one close_range(2) call
     reader = os.fdopen(cmd_fd, "rb", buffering=0)
     pending = bytearray()
     setup = _next_command(reader, pending)

@@ -163,12 +163,19 @@ class ProgramChild:
         return ChildFailure("ERROR", "the program ended its process (exit status %d) before the test finished" % code)
 
     def kill(self) -> None:
+        """Kill the program process's whole group; the zygote reaps it without being waited for."""
         if self.alive:
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            self.reap()
+            try:
+                zygote_client().forget(self.pid)
+            except OSError:
+                pass
+            self.alive = False
+            self._status = signal.SIGKILL
+            self._close_fds()
 
     def reap(self) -> int:
         """The exit status, from the zygote (which also kills what is left of the process group)."""
@@ -182,9 +189,12 @@ class ProgramChild:
             status = signal.SIGKILL
         self.alive = False
         self._status = status
+        self._close_fds()
+        return status
+
+    def _close_fds(self) -> None:
         for fd in (self.cmd_fd, self.res_fd, self.out_fd):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        return status

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 SPAWN = b"S"
 REAP = b"R"
+FORGET = b"F"  # the job process killed it and needs no status: reap it whenever it is gone
 EXIT_GRACE_S = 0.5  # a program process that closed its pipes gets this long to exit by itself
 _FDS_PER_SPAWN = 3
 
@@ -32,6 +33,7 @@ class Zygote:
         self.watch = watch  # the job side's main process: the zygote ends when it does
         self.exited: dict[int, int] = {}
         self.children: set[int] = set()
+        self.forgotten: set[int] = set()
         self.watch_status: int | None = None
 
     def serve(self) -> int:
@@ -52,6 +54,8 @@ class Zygote:
                 self.sock.send(b"%d" % self._spawn(fds))
             elif data[:1] == REAP:
                 self.sock.send(b"%d" % self._reap(int(data[1:])))
+            elif data[:1] == FORGET:
+                self._forget(int(data[1:]))
             else:
                 for fd in fds:
                     os.close(fd)
@@ -88,6 +92,13 @@ class Zygote:
         self.children.discard(pid)
         return self.exited.pop(pid)
 
+    def _forget(self, pid: int) -> None:
+        if pid in self.children:
+            _kill_group(pid)
+            self.children.discard(pid)
+            if self.exited.pop(pid, None) is None:
+                self.forgotten.add(pid)
+
     def _collect(self, block: bool = False) -> None:
         while True:
             try:
@@ -100,6 +111,8 @@ class Zygote:
                 self.watch_status = status
             elif pid in self.children:
                 self.exited[pid] = status
+            else:
+                self.forgotten.discard(pid)
             if block:
                 return
 
@@ -130,6 +143,10 @@ class ZygoteClient:
         if pid <= 0:
             raise OSError("the zygote could not start a program process")
         return pid
+
+    def forget(self, pid: int) -> None:
+        """The job process killed this program process itself: no status needed, no reply."""
+        self.sock.send(FORGET + b"%d" % pid)
 
     def reap(self, pid: int) -> int:
         """Wait for (and, after a grace period, kill) a program process; its wait status."""

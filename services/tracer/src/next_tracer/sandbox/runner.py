@@ -76,6 +76,7 @@ class Sandbox:
         if not records.done and self.limits.mode != "rlimits" and s.jail_limits == "auto":
             log.warning("jails cannot use %s here (%s); falling back to rlimits", self.limits.mode, records.failure)
             self.limits = JailLimits("rlimits", why="%s failed: %s" % (self.limits.mode, records.failure))
+            await self.pool.close()  # jails started under the limits that failed
             records = await self._probe()
         if not records.done or records.tests.get(0, {}).get("status") != "PASSED":
             raise UnavailableError(
@@ -96,6 +97,8 @@ class Sandbox:
             log.info("jail limits: %s (%s)", self.limits.mode, " ".join(self.limits.argv))
             if swept := self.limits.sweep():
                 log.info("removed %d empty jail cgroups left by killed jails", swept)
+        if s.sandbox == "nsjail" and s.workers == "prewarmed":
+            await self.pool.warm(s.max_concurrency)
 
     async def _probe(self) -> JobRecords:
         probe = {
@@ -104,9 +107,7 @@ class Sandbox:
             "tests": [{"source": "assert x == 1"}],
             "limits": {"timeout_s": 10, "memory_bytes": 256 << 20, "output_bytes": 1000, "file_bytes": 1000},
         }
-        records = await self.execute(probe, wall_s=30)
-        await self.pool.close()  # jails started before the limits were settled
-        return records
+        return await self.execute(probe, wall_s=30)
 
     # -- one job ---------------------------------------------------------------------
     def _jail_argv(self, wall_s: float | None) -> list[str]:
@@ -384,6 +385,11 @@ class WorkerPool:
             raise UnavailableError("a sandbox worker sent %r instead of ready" % ready)
         worker.stderr_task = asyncio.create_task(_log_stderr(proc))
         return worker
+
+    async def warm(self, n: int) -> None:
+        """Start jails until ``n`` are idle, so the first requests do not pay for a jail's start-up."""
+        missing = max(0, n - len(self.idle))
+        self.idle.extend(await asyncio.gather(*(self._spawn() for _ in range(missing))))
 
     async def _acquire(self) -> Worker:
         while self.idle:
