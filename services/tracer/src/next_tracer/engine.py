@@ -77,11 +77,22 @@ class TracerEngine:
             raise InvalidArgumentError("limits.timeout_s %.3g exceeds the maximum %.3g" % (timeout_s, s.max_timeout_s))
         if memory_mb > s.max_memory_mb:
             raise InvalidArgumentError("limits.memory_mb %d exceeds the maximum %d" % (memory_mb, s.max_memory_mb))
+        if output_bytes > s.max_output_bytes:
+            raise InvalidArgumentError(
+                "limits.output_bytes %d exceeds the maximum %d" % (output_bytes, s.max_output_bytes)
+            )
         return Limits(
             timeout_s=timeout_s or s.default_timeout_s,
             memory_mb=memory_mb or s.default_memory_mb,
             output_bytes=output_bytes or s.default_output_bytes,
         )
+
+    def _checked(self, limits: Limits | None) -> Limits:
+        """Limits handed in directly (in-process callers) meet the same bounds as those from the API."""
+        if limits is None:
+            return self.limits()
+        checked = self.limits(limits.timeout_s, limits.memory_mb, limits.output_bytes)
+        return Limits(checked.timeout_s, checked.memory_mb, checked.output_bytes, limits.file_bytes)
 
     def _program(self, program: str | bytes) -> str:
         return _text(program, "program", self.settings.max_program_bytes)
@@ -99,7 +110,9 @@ class TracerEngine:
         # Limits are CPU time; the wall-clock allowance per test is wider, so load is never a TIMEOUT.
         wall = min(self.settings.max_total_wall_s, STARTUP_SLACK_S + wall_allowance(limits.timeout_s) * max(1, n_tests))
         # What the jail may send back: one bounded value or message per test, plus a trace.
-        report_bytes = (max(1, n_tests) + 1) * (limits.output_bytes + REPORT_SLACK_BYTES)
+        report_bytes = min(
+            (max(1, n_tests) + 1) * (limits.output_bytes + REPORT_SLACK_BYTES), self.settings.max_report_mb << 20
+        )
         if "trace" in job:
             report_bytes += TRACE_REPORT_BYTES
         if deadline_s is not None:
@@ -182,7 +195,7 @@ class TracerEngine:
         sources = self._tests(tests)
         if not sources:
             raise InvalidArgumentError("no tests given")
-        limits = limits or self.limits()
+        limits = self._checked(limits)
         job = self._job("statements", program, [{"source": s} for s in sources], limits)
         job["entry_points"] = self._entry_points(entry_points)
         records = await self._execute(job, len(sources), limits, "run_tests", deadline_s)
@@ -206,7 +219,7 @@ class TracerEngine:
             raise InvalidArgumentError("io_tests needs 1 to %d inputs" % self.settings.max_io_inputs)
         if io.inputs_json is not None:
             self._check_inputs_json(texts)
-        limits = limits or self.limits()
+        limits = self._checked(limits)
         job = self._job("calls", program, [], limits)
         job["entry_point"] = io.entry_point
         job["inputs_json"] = "[" + ",".join(texts) + "]"
@@ -302,7 +315,7 @@ class TracerEngine:
         fmt = self.formats.get(options.format)
         program = self._program(program)
         (source,) = self._tests([test])
-        limits = limits or self.limits()
+        limits = self._checked(limits)
         job = self._job("statements", program, [{"source": source}], limits)
         job["entry_points"] = self._entry_points(entry_points)
         job["trace"] = {

@@ -22,7 +22,7 @@ class Verdict(enum.StrEnum):
 class Limits:
     timeout_s: float = 5.0
     memory_mb: int = 512
-    output_bytes: int = 1_000_000
+    output_bytes: int = 16 << 20  # per test: stdout+stderr, and each returned value
     file_bytes: int = 10_000_000
 
 

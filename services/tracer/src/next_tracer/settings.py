@@ -45,7 +45,13 @@ class TracerSettings(ServiceSettings):
     max_timeout_s: float = Field(60.0, gt=0)
     default_memory_mb: int = Field(512, ge=16)
     max_memory_mb: int = Field(8192, ge=16)
-    default_output_bytes: int = Field(1_000_000, ge=1)
+    default_output_bytes: int = Field(
+        16 << 20, ge=1, description="Per test: the program's stdout+stderr, and each value it returns."
+    )
+    max_output_bytes: int = Field(256 << 20, ge=1)
+    max_report_mb: int = Field(
+        256, ge=1, description="Everything one execution may send back (EvalPlus's largest task: 147 MB)."
+    )
     max_total_wall_s: float = Field(600.0, gt=0, description="Cap on one sandboxed execution, all tests together.")
     tmpfs_mb: int = Field(64, ge=1)
     max_jail_processes: int = Field(32, ge=4)

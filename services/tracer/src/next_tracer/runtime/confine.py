@@ -105,6 +105,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+# Made once, in the zygote: a program process is a fresh fork, where every object it touches
+# costs a copied page, so it does as little as it can before the program runs.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PRCTL = _LIBC.prctl
+_PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+
+
 def confine_program_process() -> str:
     """Install the filter on this process (inherited by anything it forks); returns the mode."""
     global MODE
@@ -113,21 +120,20 @@ def confine_program_process() -> str:
     except KeyError:
         MODE = "unavailable: no syscall table for %s" % platform.machine()
         return MODE
-    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
-    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
-    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
+    _PRCTL(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
+    if _PRCTL(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
         MODE = "unavailable: prctl failed (%s)" % os.strerror(ctypes.get_errno())
         return MODE
     MODE = "seccomp"
     return MODE
 
 
+def prctl(option: int, arg: int) -> int:
+    return int(_PRCTL(option, arg, None, 0, 0))
+
+
 def set_undumpable() -> None:
     """PR_SET_DUMPABLE 0: no ptrace, pidfd_getfd or /proc/PID/mem access from same-uid processes."""
-    try:
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    prctl(4, 0)

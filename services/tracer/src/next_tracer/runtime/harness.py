@@ -20,6 +20,7 @@ relay forks a fresh job process per job. Standard library only.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -39,9 +40,7 @@ else:  # run as a script inside the jail, where the runtime directory is all the
 
 def die_with_parent() -> None:
     # When the server kills nsjail (deadline, shutdown), the whole jail must go too.
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    confine.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def main() -> int:
@@ -74,6 +73,7 @@ def serve() -> None:
             return
         job = json.loads(line)
         read_fd, write_fd = os.pipe()
+        gc.freeze()  # the job process's collections then leave the relay's pages shared
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -138,6 +138,10 @@ def start() -> int:
         die_with_parent()  # the server killed nsjail (deadline, shutdown): the whole jail goes
     confine.set_undumpable()
     serving = sys.argv[1:] == ["--serve"]
+    if serving and not jailed:
+        # Between jobs it kills every other process it can and wipes /tmp: only as a jail's init.
+        sys.stderr.write("harness --serve runs only as PID 1 of a jail\n")
+        return 2
     return zygote.start(run_program_child, lambda: relay(serving, jailed))
 
 

@@ -61,6 +61,7 @@ class ProgramChild:
         self.out_fd = out_r
         self.cpu_clock = ((~pid) << 3) | 2  # the kernel's CPU-time clock of process `pid`
         self.cpu_mark = 0.0
+        self.cpu_check_from = 0.0
         self.lines: collections.deque[bytes] = collections.deque()
         self.partial: list[bytes] = []
         self.partial_len = 0
@@ -82,7 +83,10 @@ class ProgramChild:
     def start_budget(self) -> float:
         """Start a new CPU budget (one test or one input); returns its wall-clock deadline."""
         self.cpu_mark = self.cpu()
-        return time.monotonic() + wall_allowance(self.limits["timeout_s"])
+        now = time.monotonic()
+        # CPU time cannot exceed the limit before this much wall-clock time has passed (one thread).
+        self.cpu_check_from = now + self.limits["timeout_s"]
+        return now + wall_allowance(self.limits["timeout_s"])
 
     def receive(self, deadline: float) -> dict[str, Any]:
         """Next message from the child; raises ChildFailure on timeout, limits or death."""
@@ -104,17 +108,19 @@ class ProgramChild:
                     "OUTPUT_LIMIT", "the program returned more than %d bytes" % self.limits["output_bytes"]
                 )
             OUT.flush()  # results buffered while the child's replies kept coming
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 self.kill()
-                raise ChildFailure(
-                    "TIMEOUT",
-                    "timed out: no answer within %.3gs of wall-clock time" % (wall_allowance(self.limits["timeout_s"])),
-                )
-            if self.cpu() - self.cpu_mark > self.limits["timeout_s"]:
-                self.kill()
-                raise ChildFailure("TIMEOUT", "timed out after %.3gs of CPU time" % self.limits["timeout_s"])
-            ready, _, _ = select.select([self.res_fd, self.out_fd], [], [], min(remaining, CPU_POLL_S))
+                allowance = wall_allowance(self.limits["timeout_s"])
+                raise ChildFailure("TIMEOUT", "timed out: no answer within %.3gs of wall-clock time" % allowance)
+            if now >= self.cpu_check_from:
+                if self.cpu() - self.cpu_mark > self.limits["timeout_s"]:
+                    self.kill()
+                    raise ChildFailure("TIMEOUT", "timed out after %.3gs of CPU time" % self.limits["timeout_s"])
+                wait = min(deadline - now, CPU_POLL_S)
+            else:
+                wait = min(deadline, self.cpu_check_from) - now
+            ready, _, _ = select.select([self.res_fd, self.out_fd], [], [], wait)
             if self.out_fd in ready:
                 chunk = os.read(self.out_fd, 65536)
                 if chunk:

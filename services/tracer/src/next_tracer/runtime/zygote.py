@@ -11,6 +11,7 @@ Standard library only: it runs inside the jail.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -38,6 +39,9 @@ class Zygote:
 
     def serve(self) -> int:
         """Answer requests; returns the watched process's exit code once it has ended."""
+        # Everything alive now is shared with every program process: keep the collector off it,
+        # so a child's collections do not copy the zygote's pages.
+        gc.freeze()
         while True:
             try:
                 data, fds, _flags, _addr = socket.recv_fds(self.sock, 64, _FDS_PER_SPAWN)
