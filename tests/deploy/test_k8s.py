@@ -240,3 +240,39 @@ def test_each_image_s_install_step_resolves(target: str) -> None:
     env["INSTALL_FLAGS"] = "--dry-run --no-build-isolation --no-index"
     done = subprocess.run([str(REPO / "scripts" / "install.sh"), target], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_tracer_jails_times_concurrency_fit_the_pod_memory_limit(overlay: str) -> None:
+    from next_tracer.sandbox.jail_limits import server_memory_mb
+    from next_tracer.settings import TracerSettings
+
+    docs = render(overlay)
+    deployment = named(docs, "Deployment", "next-tracer")
+    (container,) = pod_spec(deployment)["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(named(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    fields = TracerSettings.model_fields
+    settings = TracerSettings(
+        **{k[len("TRACER_") :].lower(): v for k, v in env.items() if k[len("TRACER_") :].lower() in fields}
+    )  # type: ignore[arg-type]
+    need = server_memory_mb(
+        settings.max_concurrency,
+        settings.max_memory_mb,
+        settings.tmpfs_mb,
+        settings.max_report_mb,
+        settings.jail_memory_mb,
+    )
+    limit = _mebibytes(container["resources"]["limits"]["memory"])
+    assert need <= limit, "tracer needs up to %d MiB with %s, its limit is %d MiB" % (need, env, limit)
+
+
+def _mebibytes(quantity: str) -> int:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * factor)
+    return int(int(quantity) / (1 << 20))

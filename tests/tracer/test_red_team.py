@@ -288,7 +288,9 @@ async def test_result_pipe_flood_is_an_output_limit(one_jail: TracerEngine) -> N
     program = "def solve(x):\n    return 'x' * 40_000_000\n"
     result = await one_jail.run_io_tests(program, IoTests("solve", [[1], [2], [3]], ["a", "b", "c"]))
     assert result.verdict is Verdict.OUTPUT_LIMIT, result
-    result = await one_jail.run_tests(program, ["assert len(solve(1)) == 40_000_000"], Limits(output_bytes=1000))
+    result = await one_jail.run_tests(
+        program, ["assert len(solve(1)) == 40_000_000"], Limits(output_bytes=1000), entry_points=["solve"]
+    )
     assert result.verdict is Verdict.OUTPUT_LIMIT, result
     await _honest_job_passes(one_jail)
 

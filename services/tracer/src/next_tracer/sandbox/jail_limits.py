@@ -45,9 +45,25 @@ class JailLimits:
         return removed
 
 
+# The server process itself (interpreter, gRPC, metrics), before any execution's report.
+SERVER_BASE_MB = 512
+
+
 def jail_memory_mb(max_memory_mb: int, tmpfs_mb: int) -> int:
     """The most memory one jail can hold under a cgroup: a program at the maximum, its files, the harness."""
     return max_memory_mb + tmpfs_mb + JAIL_OVERHEAD_MB
+
+
+def server_memory_mb(
+    max_concurrency: int, max_memory_mb: int, tmpfs_mb: int, max_report_mb: int, jail_mb: int = 0
+) -> int:
+    """The most memory a tracer (server and jails) can use: what its pod's memory limit must allow.
+
+    Each running execution has a jail and a report in the server (held as bytes, then parsed:
+    counted twice); idle pre-warmed jails are part of the same ``max_concurrency``.
+    """
+    per_jail = jail_mb or jail_memory_mb(max_memory_mb, tmpfs_mb)
+    return SERVER_BASE_MB + max_concurrency * (per_jail + 2 * max_report_mb)
 
 
 def detect(wanted: str, memory_mb: int, pids: int, root: Path = CGROUP_ROOT) -> JailLimits:
