@@ -125,7 +125,6 @@ class JobRecords:
     output: str = ""
     done: bool = False
     failure: str = ""
-    value_for: int | None = None  # a RETURNED header was read; its value line comes next
     limit_hit: str = ""  # a limit of the whole execution that the program reached: "TIMEOUT" | "OUTPUT_LIMIT"
 
     @property

@@ -58,8 +58,8 @@ def serve() -> None:
     This process only reads jobs and forks; each job runs in a fresh forked *job process*
     (which runs the tests and forks the program children), so nothing a job does can change
     the state the next job starts from. After each job every other process in the jail is
-    killed and the scratch space wiped. Control lines are prefixed ``Z``; every line of the
-    job process is relayed with a ``J`` prefix, so a job cannot forge the end of a job.
+    killed and the scratch space wiped. Control lines are prefixed ``Z``; what the job process
+    writes is relayed in frames ``J<length>\n<bytes>``, so a job cannot forge the end of a job.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
@@ -95,23 +95,11 @@ def serve() -> None:
                 code = 70
             os._exit(code)
         os.close(write_fd)
-        partial: list[bytes] = []
-        while True:
-            chunk = os.read(read_fd, 1 << 20)
-            if not chunk:
-                break
-            if b"\n" not in chunk:
-                partial.append(chunk)
-                continue
-            lines = chunk.split(b"\n")
-            lines[0] = b"".join(partial) + lines[0]
-            tail = lines.pop()  # what follows the last newline
-            partial = [tail] if tail else []
-            out.write(b"".join(b"J" + item + b"\n" for item in lines))
+        while chunk := os.read(read_fd, 1 << 20):
+            out.write(b"J%d\n" % len(chunk))
+            out.write(chunk)
             out.flush()
         os.close(read_fd)
-        if partial:
-            out.write(b"J" + b"".join(partial) + b"\n")
         scratch.clean_jail()
         out.write(b'Z{"idle":true}\n')
         out.flush()

@@ -140,15 +140,11 @@ def run_call_tests(job: dict[str, Any], tests: list[dict[str, Any]]) -> None:
 def _emit_returned(index: int, value: bytes, started: float) -> None:
     """Pass a returned value on without parsing it: the server decodes and checks it.
 
-    The value goes on its own line right after a header that announces it, so whatever
-    bytes the program process wrote can only ever be read as that one value (it is a single
-    line: replies are split on newlines).
+    One line, ``R<index> <duration> <value>``: the index and duration are written here and the
+    value, whatever bytes the program process sent, is all that follows the second space (it is
+    a single line: replies are split on newlines).
     """
-    head = '{"test":%d,"status":"RETURNED","message":"","duration_s":%.6f,"value_follows":true}\n' % (
-        index,
-        time.monotonic() - started,
-    )
-    OUT.write(head.encode() + b"V" + value + b"\n")
+    OUT.write(b"R%d %.6f " % (index, time.monotonic() - started) + value + b"\n")
 
 
 def _emit_call_result(index: int, reply: dict[str, Any], started: float) -> None:

@@ -264,6 +264,27 @@ class Sandbox:
                 return
 
 
+class LineSplitter:
+    """Lines out of a byte stream that arrives in frames of any size (a line may span many)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        end = data.rfind(b"\n")
+        if end < 0:
+            self.buf += data
+            return []
+        self.buf += data[: end + 1]
+        lines = bytes(self.buf).split(b"\n")[:-1]
+        self.buf = bytearray(data[end + 1 :])
+        return lines
+
+    def rest(self) -> bytes:
+        rest, self.buf = bytes(self.buf), bytearray()
+        return rest
+
+
 def _over_report(records: JobRecords, report_bytes: int) -> None:
     records.failure = "the execution reported more than %d bytes (output limit)" % report_bytes
     records.limit_hit = "OUTPUT_LIMIT"
@@ -272,24 +293,24 @@ def _over_report(records: JobRecords, report_bytes: int) -> None:
 def record_line(records: JobRecords, line: bytes) -> bool:
     """Fold one harness line into ``records``; False once the job is over.
 
-    A ``RETURNED`` header with ``value_follows`` is followed by one ``V`` line holding the
-    raw value; it is kept unparsed here and decoded (and validated) by the engine.
+    ``R<index> <duration> <value>`` carries a returned value, kept unparsed here and decoded
+    (and validated) by the engine; every other line is one JSON message.
     """
-    if records.value_for is not None:
-        index, records.value_for = records.value_for, None
-        if line.startswith(b"V"):
-            records.tests[index]["value_raw"] = line[1:].rstrip(b"\n")
-            return True
-        records.failure = "harness report malformed: missing value line"
-        return False
+    if line.startswith(b"R"):
+        index, duration, raw = line[1:].split(b" ", 2)
+        records.tests[int(index)] = {
+            "status": "RETURNED",
+            "message": "",
+            "duration_s": float(duration),
+            "value_raw": raw.rstrip(b"\n"),
+        }
+        return True
     return record_message(records, json.loads(line))
 
 
 def record_message(records: JobRecords, msg: dict[str, Any]) -> bool:
     """Fold one harness message into ``records``; False once the job is over."""
     if "test" in msg:
-        if msg.get("value_follows"):
-            records.value_for = int(msg["test"])
         records.tests[int(msg["test"])] = msg
     elif "events" in msg:
         records.events.extend(msg["events"])
@@ -341,7 +362,7 @@ class Worker:
         return self.proc.returncode is None
 
     async def control(self) -> dict[str, Any]:
-        """Next control line from the jail's init (job lines are skipped)."""
+        """Next control line from the jail's relay (frames of job output are skipped)."""
         assert self.proc.stdout
         while True:
             line = await self.proc.stdout.readline()
@@ -350,6 +371,8 @@ class Worker:
             if line.startswith(b"Z"):
                 msg: dict[str, Any] = json.loads(line[1:])
                 return msg
+            if line.startswith(b"J"):
+                await self.proc.stdout.readexactly(int(line[1:]))
 
     async def kill(self) -> None:
         await stop_jail(self.proc)
@@ -426,21 +449,29 @@ class WorkerPool:
 
     async def _run(self, worker: Worker, job: dict[str, Any], records: JobRecords, report_bytes: int) -> bool:
         assert worker.proc.stdin and worker.proc.stdout
-        worker.proc.stdin.write(json.dumps({**job, "jailed": True}).encode() + b"\n")
+        worker.proc.stdin.write(json.dumps(job).encode() + b"\n")
         await worker.proc.stdin.drain()
         total = 0
+        lines = LineSplitter()
         while True:
             line = await worker.proc.stdout.readline()
             if not line:
                 raise EOFError("worker jail exited during the job")
-            total += len(line)
+            if line.startswith(b"Z"):
+                tail = lines.rest()
+                if tail and not record_line(records, tail):
+                    return False
+                return bool(json.loads(line[1:]).get("idle"))
+            if not line.startswith(b"J"):
+                raise ValueError("worker jail sent an unframed line")
+            size = int(line[1:])
+            total += size
             if total > report_bytes:
                 _over_report(records, report_bytes)
                 return False
-            if line.startswith(b"Z"):
-                return bool(json.loads(line[1:]).get("idle"))
-            if line.startswith(b"J") and len(line) > 2 and not record_line(records, line[1:]):
-                return False
+            for job_line in lines.feed(await worker.proc.stdout.readexactly(size)):
+                if not record_line(records, job_line):
+                    return False
 
     async def close(self) -> None:
         workers, self.idle = self.idle, []
