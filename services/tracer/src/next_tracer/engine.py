@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ from next_tracer.settings import TracerSettings
 
 log = logging.getLogger(__name__)
 
+PASSED, FAILED, ERROR = Verdict.PASSED, Verdict.FAILED, Verdict.ERROR  # per-input hot path: no enum lookups
 STARTUP_SLACK_S = 5.0
 # A sandbox that broke (not a program's verdict) is retried this often before SANDBOX_ERROR is reported.
 SANDBOX_RETRIES = 2
@@ -176,11 +178,11 @@ class TracerEngine:
 
     @staticmethod
     def _overall(tests: list[TestOutcome]) -> Verdict:
-        if tests and all(t.verdict is Verdict.PASSED for t in tests):
-            return Verdict.PASSED
         for t in tests:
-            if t.verdict is not Verdict.PASSED:
+            if t.verdict is not PASSED:
                 return t.verdict
+        if tests:
+            return PASSED
         return Verdict.FAILED  # no tests: nothing proved the program right
 
     async def run_tests(
@@ -242,22 +244,22 @@ class TracerEngine:
         have_expected = bool(io.expected_json) or bool(io.expected)
         if have_expected and not io.oracle and io.expected_json is not None and raw == io.expected_json[i].encode():
             # Same encoder on both sides: identical bytes are identical values, no parsing needed.
-            return TestOutcome(Verdict.PASSED, "", duration, output)
+            return TestOutcome(PASSED, "", duration, output)
         try:
             actual = plain.decode(json.loads(raw))
         except (ValueError, TypeError, RecursionError):
-            return TestOutcome(Verdict.ERROR, "the program process sent a malformed value", duration)
+            return TestOutcome(ERROR, "the program process sent a malformed value", duration)
         if not have_expected and not io.oracle:
-            return TestOutcome(Verdict.PASSED, "", duration, output)  # outputs only: returning is passing
+            return TestOutcome(PASSED, "", duration, output)  # outputs only: returning is passing
         if io.expected_json:
             expected = parse_plain_json(io.expected_json[i], "io_tests.expected_json[%d]" % i)
         else:
             expected = io.expected[i] if io.expected else None
         args = plain.decode(json.loads(input_text)) if io.oracle else []
         if ORACLES[io.oracle](args, actual, expected, io.atol):
-            return TestOutcome(Verdict.PASSED, "", duration, output)
+            return TestOutcome(PASSED, "", duration, output)
         message = "returned %s, expected %s" % (_short(actual), _short(expected))
-        return TestOutcome(Verdict.FAILED, message, duration, output)
+        return TestOutcome(FAILED, message, duration, output)
 
     @staticmethod
     def _entry_points(names: Iterable[str]) -> list[str]:
@@ -298,8 +300,8 @@ class TracerEngine:
         return texts
 
     def _finish(self, outcomes: list[TestOutcome], output: str) -> RunResult:
-        for o in outcomes:
-            metrics.VERDICTS.labels(o.verdict.value).inc()
+        for verdict, count in collections.Counter(o.verdict for o in outcomes).items():
+            metrics.VERDICTS.labels(verdict.value).inc(count)
         return RunResult(self._overall(outcomes), outcomes, output)
 
     async def trace(

@@ -14,12 +14,19 @@ from nextapi.tracer.v1 import tracer_service_pb2_grpc as pb_grpc
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["TracerService"].full_name
 
 
+_TO_PROTO = {v: pb.Verdict.Value("VERDICT_" + v.value) for v in Verdict}
+_FROM_PROTO = {number: v for v, number in _TO_PROTO.items()}
+
+
 def verdict_to_proto(verdict: Verdict) -> pb.Verdict.ValueType:
-    return pb.Verdict.Value("VERDICT_" + verdict.value)
+    return _TO_PROTO[verdict]
 
 
 def verdict_from_proto(value: pb.Verdict.ValueType) -> Verdict:
-    return Verdict(pb.Verdict.Name(value).removeprefix("VERDICT_"))
+    verdict = _FROM_PROTO.get(value)
+    if verdict is None:
+        return Verdict(pb.Verdict.Name(value).removeprefix("VERDICT_"))  # names the unknown value
+    return verdict
 
 
 def outcome_to_proto(outcome: TestOutcome) -> pb.TestResult:
