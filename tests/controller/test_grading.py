@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from next_common.errors import UnavailableError
 from next_controller.grading import grade_completion, run_grading_tests
 from next_controller.services import BusyClock
 from next_tasks.record import IoGrading, TaskRecord
 from next_tracer.client import InProcessTracerClient
+from next_tracer.model import RunResult, TestOutcome, Verdict
 from next_tracer.runtime import plain
 
 
@@ -58,3 +60,21 @@ async def test_a_completion_is_parsed_then_tested(services: SimpleNamespace) -> 
     assert row["passed"] and row["parse"] == "fenced" and row["rationale"].startswith("It subtracts.")
     row = await grade_completion(services, task, "no code here", 5.0, for_training=False)  # type: ignore[arg-type]
     assert not row["passed"] and row["why"].startswith("unparsed:")
+
+
+class BrokenSandboxTracer:
+    """Stand-in for a tracer whose sandbox keeps failing (after its own retries)."""
+
+    async def run_tests(self, *args: object, **kwargs: object) -> RunResult:
+        return RunResult(Verdict.SANDBOX_ERROR, [TestOutcome(Verdict.SANDBOX_ERROR, "sandbox ended early")])
+
+    async def run_io_tests(self, *args: object, **kwargs: object) -> RunResult:
+        return await self.run_tests()
+
+
+@pytest.mark.parametrize("for_training", [True, False])
+async def test_a_failed_sandbox_is_never_recorded_as_a_wrong_answer(for_training: bool) -> None:
+    services = SimpleNamespace(tracer=BrokenSandboxTracer(), tracer_slots=asyncio.Semaphore(1), clock=BusyClock())
+    text = "```python\ndef add(a, b):\n    return a + b\n```\n"
+    with pytest.raises(UnavailableError, match="sandbox failed on plus/0"):
+        await grade_completion(services, io_task(), text, 5.0, for_training=for_training)  # type: ignore[arg-type]

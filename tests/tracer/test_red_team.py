@@ -342,3 +342,23 @@ async def test_a_busy_loop_is_a_timeout_never_a_crash(one_jail: TracerEngine, ki
     else:
         result = await one_jail.run_tests(program, ["assert solve(1) == 1"], Limits(timeout_s=1))
     assert [t.verdict for t in result.tests] == [Verdict.TIMEOUT] * len(result.tests), result
+
+
+async def test_a_correct_program_passes_beside_a_cpu_hog(one_jail: TracerEngine) -> None:
+    # Limits are CPU time: two busy processes on the machine's cores must not turn a correct,
+    # CPU-heavy program into a TIMEOUT (it needs about a third of its limit on an idle core).
+    import subprocess
+    import sys
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        program = "def solve(n):\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n"
+        n = 3_000_000
+        result = await one_jail.run_io_tests(
+            program, IoTests("solve", [[n]] * 3, [n * (n - 1) // 2] * 3), Limits(timeout_s=2)
+        )
+        assert result.verdict is Verdict.PASSED, [(t.verdict, t.message) for t in result.tests]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

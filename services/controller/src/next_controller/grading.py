@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from next_common.errors import UnavailableError
 from next_controller.services import Services
 from next_tasks.parsing import parse_completion
 from next_tasks.record import TaskRecord
@@ -38,6 +39,7 @@ async def run_grading_tests(services: Services, task: TaskRecord, program: str, 
                 result = await services.tracer.run_io_tests(
                     program, tests, Limits(timeout_s=max(io.time_limit_s, 1.0), memory_mb=4096)
                 )
+        _no_sandbox_failure(result.verdict, task)
         return result.verdict is Verdict.PASSED, _first_failure(result.tests)
     return True, ""
 
@@ -50,7 +52,15 @@ async def _statements(
             result = await services.tracer.run_tests(
                 program, tests, Limits(timeout_s=timeout_s), entry_points=[task.entry_point]
             )
+    _no_sandbox_failure(result.verdict, task)
     return result.verdict is Verdict.PASSED, _first_failure(result.tests)
+
+
+def _no_sandbox_failure(verdict: Verdict, task: TaskRecord) -> None:
+    """A sandbox that failed even after the tracer's retries is the infrastructure's failure, not
+    the sample's: the stage stops (and resumes later) instead of recording a wrong answer."""
+    if verdict is Verdict.SANDBOX_ERROR:
+        raise UnavailableError("the tracer's sandbox failed on %s (after retries); rerun to resume" % task.task_id)
 
 
 def _first_failure(tests: list[Any]) -> str:
