@@ -175,7 +175,10 @@ async def build_mbpp_r(
             ref_limits = Limits(timeout_s=REFERENCE_TIMEOUT_S)
             ref = await tracer.run_tests(problem.code, problem.tests, ref_limits, entry_points=[problem.entry_point])
             if ref.verdict is not Verdict.PASSED:
-                objects = any("only plain builtin data" in t.message for t in ref.tests)
+                objects = any(
+                    "only plain builtin data" in t.message or "program objects are not plain data" in t.message
+                    for t in ref.tests
+                )
                 reason = "tests use program objects (not plain data)" if objects else "reference fails its tests"
                 report.dropped_problems.setdefault(reason, []).append(problem.task_id)
                 return []

@@ -93,6 +93,9 @@ def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
             _serve_call(cmd, ns, res_fd, tracer)
 
 
+MAX_HIDDEN_NAMES = 1000
+
+
 def _next_command(reader: Any, pending: bytearray) -> dict[str, Any] | None:
     while b"\n" not in pending:
         chunk = reader.read(65536)
@@ -106,10 +109,19 @@ def _next_command(reader: Any, pending: bytearray) -> dict[str, Any] | None:
 
 
 def _listing(ns: dict[str, Any], exports: list[str] | None) -> dict[str, Any]:
-    """What the tests may use: the names asked for (all when not asked), never modules."""
+    """What the tests may use: the names asked for (all when not asked), never modules.
+
+    The other names are listed too, names only, so a test that uses one gets a clear error.
+    """
     out: dict[str, Any] = {}
+    hidden = 0
     for name, value in ns.items():
-        if name.startswith("__") or (exports is not None and name not in exports):
+        if name.startswith("__"):
+            continue
+        if exports is not None and name not in exports:
+            if hidden < MAX_HIDDEN_NAMES and len(name) <= 100:
+                out[name] = {"hidden": True}
+                hidden += 1
             continue
         t = type(value)
         if t.__name__ == "module":

@@ -56,6 +56,25 @@ class Proxy:
 CUSTOM_REPRS[Proxy] = lambda proxy: "<function %s>" % proxy._name
 
 
+class Unexported:
+    """Stands in for a name the program defines that the request does not let the tests use."""
+
+    def __init__(self, name: str) -> None:
+        self._why = (
+            "the test used %s, which the program defines but which is not one of the request's entry "
+            "points: only those cross to the tests (program objects are not plain data)" % name
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ProgramError(self._why)
+
+    def __getattr__(self, item: str) -> Any:
+        raise ProgramError(self._why)
+
+
+CUSTOM_REPRS[Unexported] = lambda stand_in: "<not an entry point>"
+
+
 class Opaque:
     def __init__(self, name: str, type_name: str) -> None:
         self._what = "%s (a %s object)" % (name, type_name)
@@ -151,7 +170,8 @@ class ProgramSession:
                 # A program's own `abs` or `sorted` stays inside the program: tests use the real
                 # builtins, so a fix cannot redefine what a test relies on to check it.
                 continue
-            if self.exports is not None and name not in self.exports:
+            if "hidden" in info or (self.exports is not None and name not in self.exports):
+                ns[name] = Unexported(name)
                 continue
             if "callable" in info:
                 ns[name] = Proxy(self, name)

@@ -480,18 +480,28 @@ class WorkerPool:
 
 
 async def stop_jail(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM first, so nsjail kills its jail and removes the jail's cgroup; then SIGKILL whatever is left."""
+    """SIGTERM first, so nsjail kills its jail and removes the jail's cgroup; SIGKILL if it lingers.
+
+    The group is only ever signalled while nsjail is unreaped: once reaped, its pid (and so the
+    group id) may belong to another process.
+    """
     if proc.returncode is None:
         try:
             proc.terminate()
             await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=STOP_GRACE_S)
-        except (ProcessLookupError, TimeoutError):
+        except ProcessLookupError:
             pass
+        except TimeoutError:
+            _kill_unreaped_group(proc)
         except asyncio.CancelledError:
-            _kill_group(proc.pid)  # no grace for a cancelled caller: nothing may outlive it
+            _kill_unreaped_group(proc)  # no grace for a cancelled caller: nothing may outlive it
             raise
-    _kill_group(proc.pid)
     await proc.wait()
+
+
+def _kill_unreaped_group(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        _kill_group(proc.pid)
 
 
 def _kill_group(pid: int) -> None:
