@@ -21,7 +21,10 @@ def plant():
     libc = ctypes.CDLL(None, use_errno=True)
     ipc = [libc.shmget(0x4E455854, 4096, 0o1666), libc.semget(0x4E455854, 1, 0o1666), libc.msgget(0x4E455854, 0o1666)]
     if os.fork() == 0:
-        os.setsid()
+        try:
+            os.setsid()  # denied to program processes now; the daemon stays in the killed group
+        except OSError:
+            pass
         while True:
             open('/tmp/daemon', 'w').write('x')
             time.sleep(0.01)
