@@ -62,7 +62,6 @@ DENIED_SYSCALLS = (
     "process_madvise",
     "process_mrelease",
 )
-MODE = "unavailable"  # what confine_program_process() achieved in this process
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -114,20 +113,16 @@ _PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong
 
 def confine_program_process() -> str:
     """Install the filter on this process (inherited by anything it forks); returns the mode."""
-    global MODE
     try:
         code = program(os.getpid())
     except KeyError:
-        MODE = "unavailable: no syscall table for %s" % platform.machine()
-        return MODE
+        return "unavailable: no syscall table for %s" % platform.machine()
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
     _PRCTL(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
     if _PRCTL(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
-        MODE = "unavailable: prctl failed (%s)" % os.strerror(ctypes.get_errno())
-        return MODE
-    MODE = "seccomp"
-    return MODE
+        return "unavailable: prctl failed (%s)" % os.strerror(ctypes.get_errno())
+    return "seccomp"
 
 
 def prctl(option: int, arg: int) -> int:

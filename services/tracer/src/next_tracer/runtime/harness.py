@@ -56,7 +56,7 @@ def serve() -> None:
     """Pre-warmed mode: PID 1 of a long-lived jail runs jobs one at a time.
 
     This process only reads jobs and forks; each job runs in a fresh forked *job process*
-    (which runs the tests and forks the program children), so nothing a job does can change
+    (which runs the tests; the zygote forks its program processes), so nothing a job does can change
     the state the next job starts from. After each job every other process in the jail is
     killed and the scratch space wiped. Control lines are prefixed ``Z``; what the job process
     writes is relayed in frames ``J<length>\n<bytes>``, so a job cannot forge the end of a job.

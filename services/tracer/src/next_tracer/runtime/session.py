@@ -6,7 +6,6 @@ import builtins
 from typing import Any
 
 from . import plain, scratch
-from .scratch import wipe_scratch
 from .supervisor import ProgramChild
 from .tracing import CUSTOM_REPRS, Tracer
 from .wire import ChildFailure
@@ -117,7 +116,7 @@ class ProgramSession:
         if self.child is not None:
             self.child.kill()
             self.child = None
-        wipe_scratch()
+        scratch.wipe_scratch()
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         child = self.child

@@ -10,16 +10,14 @@ import signal
 import time
 from typing import Any
 
+from . import zygote
 from .wire import OUT, ChildFailure, send
-from .zygote import ZygoteClient
 
 # Trace events share the result pipe with replies; they are bounded by the trace's own step limit.
 EVENTS_ALLOWANCE = 4 * 1024 * 1024
 
 
-def zygote_client() -> ZygoteClient:
-    from . import zygote
-
+def zygote_client() -> zygote.ZygoteClient:
     if zygote.CLIENT is None:
         raise OSError("no zygote in this process")
     return zygote.CLIENT
@@ -36,7 +34,7 @@ def wall_allowance(timeout_s: float) -> float:
 
 
 class ProgramChild:
-    """A program process, forked by the zygote; the job process talks to it over two pipes.
+    """A program process, forked by the zygote; the job process talks to it over its pipes.
 
     ``setup`` carries the program, its limits, what the tests may use and the trace options:
     the program process never sees anything else of the job.
@@ -69,7 +67,6 @@ class ProgramChild:
         self.output_total = 0
         self.alive = True
         self._status = 0
-        self._cpu_at_exit = 0.0
         self.events: list[dict[str, Any]] = []
         self.step = 0
         self.send(setup)

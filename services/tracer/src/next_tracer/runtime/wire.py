@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Any, BinaryIO
 
-MAX_MESSAGE = 256 * 1024 * 1024
 MESSAGE_CHARS = 500
 
 
