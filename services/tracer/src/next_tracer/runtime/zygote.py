@@ -34,7 +34,6 @@ class Zygote:
         self.watch = watch  # the job side's main process: the zygote ends when it does
         self.exited: dict[int, int] = {}
         self.children: set[int] = set()
-        self.forgotten: set[int] = set()
         self.watch_status: int | None = None
 
     def serve(self) -> int:
@@ -100,8 +99,7 @@ class Zygote:
         if pid in self.children:
             _kill_group(pid)
             self.children.discard(pid)
-            if self.exited.pop(pid, None) is None:
-                self.forgotten.add(pid)
+            self.exited.pop(pid, None)  # if it is still running, _collect drops its status later
 
     def _collect(self, block: bool = False) -> None:
         while True:
@@ -115,22 +113,17 @@ class Zygote:
                 self.watch_status = status
             elif pid in self.children:
                 self.exited[pid] = status
-            else:
-                self.forgotten.discard(pid)
             if block:
                 return
 
     def _watch_code(self) -> int:
         while self.watch_status is None:
             try:
-                self._collect(block=True)
+                pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-            if not self.children and self.watch_status is None:
-                try:
-                    os.waitpid(self.watch, 0)
-                except ChildProcessError:
-                    break
+            if pid == self.watch:
+                self.watch_status = status
         status = self.watch_status or 0
         return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
