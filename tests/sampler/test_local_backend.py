@@ -14,7 +14,7 @@ peft = pytest.importorskip("peft")
 
 from next_common.errors import NotFoundError  # noqa: E402
 from next_common.models import smollm2_path  # noqa: E402
-from next_sampler.backends.local import LocalBackend  # noqa: E402
+from next_sampler.backends.local_transformers import TransformersEngine  # noqa: E402
 from next_sampler.engine import SamplerEngine, backend_registry  # noqa: E402
 from next_sampler.model import SampleJob, SamplingParams  # noqa: E402
 from next_sampler.settings import SamplerSettings  # noqa: E402
@@ -36,7 +36,7 @@ def save_adapter(model: Any, path: Path) -> None:
 
 
 async def test_batched_generation_and_adapter_switching(tokenizer: Any, tmp_path: Path) -> None:
-    backend = LocalBackend(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, batch_size=8, device="cpu")
+    backend = TransformersEngine(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, batch_size=8, device="cpu")
     params = SamplingParams(max_new_tokens=6)
     jobs = [SampleJob(i, 0, "def f%d(x):" % i, 0) for i in range(5)]
     base = await asyncio.gather(*(backend.generate(j, params, "") for j in jobs))
@@ -58,7 +58,7 @@ async def test_activation_is_verified_through_the_engine(tokenizer: Any, tmp_pat
     settings = SamplerSettings(backends=["replay"], default_backend="replay", replay_file=str(tmp_path / "r.jsonl"))
     (tmp_path / "r.jsonl").write_text("")
     engine = SamplerEngine(settings, registry)
-    engine.backends["local"] = LocalBackend(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, device="cpu")
+    engine.backends["local"] = TransformersEngine(model_obj=tiny_model(tokenizer), tokenizer=tokenizer, device="cpu")
     save_adapter(tiny_model(tokenizer), tmp_path / "round-1")
     activation = await engine.activate("local", "round-1", str(tmp_path / "round-1"))
     assert activation.verified, activation
@@ -72,7 +72,7 @@ async def test_activation_is_verified_through_the_engine(tokenizer: Any, tmp_pat
 async def test_smollm2_from_the_packaged_gguf(tmp_path: Path) -> None:
     path = smollm2_path(tmp_path)
     assert (path / "config.json").exists() and smollm2_path(tmp_path) == path  # converted once
-    backend = LocalBackend(str(path), device="cpu")
+    backend = TransformersEngine(str(path), device="cpu")
     (result,) = await asyncio.gather(
         backend.generate(SampleJob(0, 0, "def add(a, b):", 0), SamplingParams(max_new_tokens=8), "")
     )

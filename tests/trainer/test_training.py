@@ -64,10 +64,10 @@ async def test_tiny_model_trains_and_its_adapter_changes_the_sampler(
     assert any((config.work_dir / "tensorboard").iterdir())
 
     # the adapter loads with PEFT and changes what the local sampler generates
-    from next_sampler.backends.local import LocalBackend
+    from next_sampler.backends.local_transformers import TransformersEngine
     from next_sampler.model import SampleJob, SamplingParams
 
-    backend = LocalBackend(model=str(tiny_model_dir), device="cpu")
+    backend = TransformersEngine(model=str(tiny_model_dir), device="cpu")
     params = SamplingParams(max_new_tokens=8)
     jobs = [SampleJob(i, 0, p, 0) for i, p in enumerate(["def add(a, b):\n", "def last(xs):\n"])]
     before = [await backend.generate(j, params, "") for j in jobs]

