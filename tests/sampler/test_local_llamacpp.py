@@ -43,7 +43,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def llamacpp(tiny: dict[str, Any]) -> LlamaCppEngine:
-    return LlamaCppEngine(str(tiny["gguf"]), slots=4, context=512, threads=1, base_hf_dir=tiny["root"] / "model")
+    gguf = str(tiny["gguf"])
+    return LlamaCppEngine(gguf, slots=4, context=512, threads=1, precision="as-is", base_hf_dir=tiny["root"] / "model")
 
 
 async def _greedy(engine: Any, adapter: str = "") -> list[str]:
@@ -114,7 +115,7 @@ def test_adapters_are_converted_once_per_content(tiny: dict[str, Any], tmp_path:
 
 
 def test_the_engine_is_chosen_by_a_setting(tiny: dict[str, Any]) -> None:
-    options = {"local_model": str(tiny["gguf"]), "local_slots": 2, "local_context": 256, "local_threads": 1}
+    options = {"local_model": str(tiny["gguf"]), "local_slots": 2, "local_context": 256, "local_precision": "as-is"}
     assert isinstance(make_local(options), LlamaCppEngine)
     folder = str(tiny["root"] / "model")
     assert isinstance(make_local({"local_model": folder, "local_engine": "transformers"}), TransformersEngine)

@@ -31,6 +31,9 @@ class ServicesConfig(_Strict):
     trainer: str = ""
     sampler_backend: str = Field("local", description="Backend name on the sampler (local, tgi, openai, replay).")
     replay_file: str = Field("", description="Embedded mode with the replay backend: its recorded completions.")
+    local_engine: Literal["llamacpp", "transformers"] = Field(
+        "llamacpp", description="Embedded mode with the local backend: llamacpp (GGUF, CPU-fast) or transformers."
+    )
     adapter_loading: Literal["path", "preloaded"] = Field(
         "path", description="path: the sampler loads each new adapter from disk; preloaded: it already has it."
     )

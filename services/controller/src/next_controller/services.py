@@ -243,6 +243,7 @@ class Services:
 async def _start_embedded(config: RunConfig, log_dir: str) -> list[ServiceProcess]:
     env = dict(os.environ)
     env.setdefault("SAMPLER_LOCAL_MODEL", config.base_model)
+    env.setdefault("SAMPLER_LOCAL_ENGINE", config.services.local_engine)
     sampler_argv = [sys.executable, "-m", "next_sampler", "serve", "--port", "0"]
     sampler_argv += ["--backend", config.services.sampler_backend]
     if config.services.replay_file:

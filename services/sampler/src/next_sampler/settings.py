@@ -38,8 +38,8 @@ class SamplerSettings(ServiceSettings):
     local_slots: int = Field(32, ge=1, description="llamacpp engine: sequences decoded together.")
     local_context: int = Field(4096, ge=256, description="llamacpp engine: KV cache tokens per slot.")
     local_threads: int = Field(0, ge=0, description="llamacpp engine: CPU threads (0: the CPUs this process may use).")
-    local_precision: Literal["packaged", "f32", "f16", "bf16", "q8_0"] = Field(
-        "packaged", description="llamacpp engine: weights as shipped, or converted once to this precision."
+    local_precision: Literal["as-is", "f32", "f16", "bf16", "q8_0"] = Field(
+        "q8_0", description="llamacpp engine: weights converted once to this precision (as-is: a GGUF as it is)."
     )
     canary_prompt: str = Field("def fibonacci(n):", description="Greedy canary that verifies adapter activation.")
     canary_max_new_tokens: int = Field(32, ge=1)

@@ -23,14 +23,14 @@ def make_local(options: dict[str, Any]) -> Backend:
         from next_sampler.backends.local_transformers import TransformersEngine
 
         return TransformersEngine(model, int(options.get("local_batch_size", 16)))
-    from next_sampler.backends.local_llamacpp import LlamaCppEngine
+    from next_sampler.backends.local_llamacpp import DEFAULT_PRECISION, LlamaCppEngine
 
     return LlamaCppEngine(
         model,
         slots=int(options.get("local_slots", 32)),
         context=int(options.get("local_context", 4096)),
         threads=int(options.get("local_threads", 0)),
-        precision=str(options.get("local_precision", "packaged")),
+        precision=str(options.get("local_precision", DEFAULT_PRECISION)),
     )
 
 

@@ -32,7 +32,8 @@ from next_sampler.model import Generation, SampleJob, SamplingParams
 log = logging.getLogger(__name__)
 
 BATCH_WINDOW_S = 0.005
-PRECISIONS = ("packaged", "f32", "f16", "bf16", "q8_0")
+PRECISIONS = ("as-is", "f32", "f16", "bf16", "q8_0")
+DEFAULT_PRECISION = "q8_0"  # batches best on CPUs (docs/sampler.md has the measurements)
 
 
 @dataclass
@@ -58,13 +59,13 @@ class LlamaCppEngine:
         slots: int = 32,
         context: int = 4096,
         threads: int = 0,
-        precision: str = "packaged",
+        precision: str = DEFAULT_PRECISION,
         base_hf_dir: str | Path | None = None,
     ) -> None:
         """``model``: a packaged name, a .gguf file or a Hugging Face folder; ``context``: tokens per slot.
 
-        ``precision`` "packaged" serves a GGUF as it ships; f16/bf16/q8_0/f32 convert the
-        dequantized weights once (measured trade-offs in docs/sampler.md). ``base_hf_dir`` is the
+        ``precision`` "as-is" serves a GGUF file as it is; f16/bf16/q8_0/f32 convert the dequantized
+        weights once (q8_0, the default, batches best: measurements in docs/sampler.md). ``base_hf_dir`` is the
         Hugging Face folder whose config adapters are converted against (default: ``model``'s).
         """
         if precision not in PRECISIONS:
@@ -88,7 +89,7 @@ class LlamaCppEngine:
     # -- model and server --------------------------------------------------------------
     @staticmethod
     def _weights(model: str, precision: str) -> Path:
-        if precision == "packaged":
+        if precision == "as-is":
             try:
                 return gguf_file(model)
             except InvalidArgumentError:
@@ -101,7 +102,9 @@ class LlamaCppEngine:
         params = xllamacpp.CommonParams()
         params.model.path = str(self._gguf)
         params.n_parallel = self.slots
-        params.kv_unified = True  # one KV pool: n_cmpl children share the prompt's cells
+        # One KV stream per slot: with a unified pool every sequence's attention spans the cells of
+        # all slots (measured 1.6x slower at 32 slots); n_cmpl children still copy the prompt's cells.
+        params.kv_unified = False
         params.n_ctx = self.slots * self.context
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
