@@ -234,9 +234,11 @@ class Services:
 
     # -- trainer ---------------------------------------------------------------------------
     async def train(self, spec: tpb.TrainingSpec) -> AsyncIterator[tpb.Job]:
+        from next_controller.train import start_or_attach
+
         with self.clock.call():
-            started = await self.trainer.StartTraining(tpb.StartTrainingRequest(spec=spec), timeout=600)
-            async for reply in self.trainer.WatchTraining(tpb.WatchTrainingRequest(job_id=started.job.job_id)):
+            job_id = await start_or_attach(self.trainer, spec)
+            async for reply in self.trainer.WatchTraining(tpb.WatchTrainingRequest(job_id=job_id)):
                 yield reply.job
 
 
