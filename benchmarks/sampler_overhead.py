@@ -36,7 +36,14 @@ async def run(prompts: int, n: int, clients: int) -> float:
             )
             + "\n"
         )
-        settings = SamplerSettings(replay_file=str(path), port=0, host="127.0.0.1", max_concurrency=4096)
+        settings = SamplerSettings(
+            backends=["replay"],
+            default_backend="replay",
+            replay_file=str(path),
+            port=0,
+            host="127.0.0.1",
+            max_concurrency=4096,
+        )
         engine = SamplerEngine(settings, backend_registry(load_entry_points=False))
         service, _ = await start_server(settings, engine)
         try:

@@ -37,7 +37,8 @@ def recorded(tmp_path: Path) -> Path:
 
 
 def engine_for(path: Path, **overrides: object) -> SamplerEngine:
-    settings = SamplerSettings(replay_file=str(path), port=0, host="127.0.0.1", **overrides)  # type: ignore[arg-type]
+    fields = {"backends": ["replay"], "default_backend": "replay", "port": 0, "host": "127.0.0.1", **overrides}
+    settings = SamplerSettings(replay_file=str(path), **fields)  # type: ignore[arg-type]
     return SamplerEngine(settings, backend_registry(load_entry_points=False))
 
 

@@ -33,6 +33,11 @@ class ServiceServer:
         self.health = health_servicer
         self.service_names = tuple(service_names)
 
+    async def set_serving(self) -> None:
+        """Report SERVING for every service (a server built with ``serving=False`` is loading)."""
+        for name in (*self.service_names, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
     async def stop(self, grace_s: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
@@ -43,8 +48,12 @@ async def build_server(
     add_servicers: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     max_message_bytes: int = 64 * 1024 * 1024,
+    serving: bool = True,
 ) -> ServiceServer:
-    """Create and start a server with our interceptor, health checking and reflection."""
+    """Create and start a server with our interceptor, health checking and reflection.
+
+    With ``serving=False`` health says NOT_SERVING until ``set_serving()``: the port answers
+    (probes and clients see "loading", not "connection refused") while a model loads."""
     server = grpc.aio.server(
         interceptors=[ExceptionToStatusInterceptor()],
         options=[
@@ -58,9 +67,13 @@ async def build_server(
     reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(address)
     await server.start()
-    for name in (*service_names, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ServiceServer(server, port, health_servicer, service_names)
+    service = ServiceServer(server, port, health_servicer, service_names)
+    if serving:
+        await service.set_serving()
+    else:
+        for name in (*service_names, ""):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    return service
 
 
 def announce(name: str, service: ServiceServer, settings: ServiceSettings, details: str = "") -> None:

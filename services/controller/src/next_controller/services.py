@@ -105,6 +105,24 @@ class ServiceProcess:
     name: str
     process: asyncio.subprocess.Process
     port: int
+    log_path: str = ""
+
+    async def wait_ready(self, service: str) -> None:
+        """Wait until health says SERVING (a model may be loading); fail at once if the process exits."""
+        healthy = asyncio.ensure_future(
+            wait_healthy("127.0.0.1:%d" % self.port, service, "embedded " + self.name, STARTUP_TIMEOUT_S)
+        )
+        exited = asyncio.ensure_future(self.process.wait())
+        done, _ = await asyncio.wait({healthy, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if healthy in done:
+            exited.cancel()
+            healthy.result()
+            return
+        healthy.cancel()
+        raise UnavailableError(
+            "the embedded %s exited (status %s) while loading; see %s"
+            % (self.name, self.process.returncode, self.log_path)
+        )
 
     @classmethod
     async def start(cls, name: str, argv: list[str], env: dict[str, str], log_path: str) -> ServiceProcess:
@@ -127,7 +145,7 @@ class ServiceProcess:
                 break
             found = LISTENING.search(line)
             if found:
-                return cls(name, process, int(found.group(1)))
+                return cls(name, process, int(found.group(1)), log_path)
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         raise UnavailableError("the embedded %s did not start; see %s" % (name, log_path))
@@ -183,19 +201,28 @@ class Services:
     async def open(cls, config: RunConfig, log_dir: str) -> AsyncIterator[Services]:
         processes: list[ServiceProcess] = []
         try:
+            names = [
+                "nextapi.tracer.v1.TracerService",
+                "nextapi.sampler.v1.SamplerService",
+                "nextapi.trainer.v1.TrainerService",
+            ]
             if config.services.mode == "embedded":
                 processes = await _start_embedded(config, log_dir)
-                targets = ["127.0.0.1:%d" % p.port for p in processes]
-                tracer, sampler, trainer = targets
+                tracer, sampler, trainer = ["127.0.0.1:%d" % p.port for p in processes]
+                # they may still be loading a model (NOT_SERVING); one that exits fails at once
+                await asyncio.gather(*(p.wait_ready(name) for p, name in zip(processes, names, strict=True)))
             else:
                 tracer = tracer_target(config.services.tracer)
                 sampler, trainer = config.services.sampler, config.services.trainer
-            wait = config.services.connect_timeout_s
-            await asyncio.gather(
-                wait_healthy(tracer, "nextapi.tracer.v1.TracerService", "tracer", wait),
-                wait_healthy(sampler, "nextapi.sampler.v1.SamplerService", "sampler", wait),
-                wait_healthy(trainer, "nextapi.trainer.v1.TrainerService", "trainer", wait),
-            )
+                wait = config.services.connect_timeout_s
+                await asyncio.gather(
+                    *(
+                        wait_healthy(target, name, what, wait)
+                        for target, name, what in zip(
+                            (tracer, sampler, trainer), names, ("tracer", "sampler", "trainer"), strict=True
+                        )
+                    )
+                )
             services = cls(config, tracer, sampler, trainer)
             try:
                 yield services

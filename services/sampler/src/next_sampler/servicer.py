@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from next_common.errors import UnavailableError
 from next_sampler.engine import SamplerEngine
 from next_sampler.model import Completion, SamplingParams
 from nextapi.sampler.v1 import sampler_service_pb2 as pb
@@ -41,8 +42,18 @@ def completion_to_proto(c: Completion) -> pb.Completion:
 
 
 class SamplerServicer(pb_grpc.SamplerServiceServicer):
-    def __init__(self, engine: SamplerEngine) -> None:
-        self.engine = engine
+    def __init__(self, engine: SamplerEngine | None) -> None:
+        self._engine = engine  # None while the backends load (health says NOT_SERVING)
+
+    @property
+    def engine(self) -> SamplerEngine:
+        if self._engine is None:
+            raise UnavailableError("the sampler is still loading its backends; retry when health says SERVING")
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: SamplerEngine) -> None:
+        self._engine = engine
 
     async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.SampleResponse:
         completions = await self.engine.sample(

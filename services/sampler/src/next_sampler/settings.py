@@ -14,8 +14,8 @@ class SamplerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SAMPLER_", frozen=True, extra="ignore")
 
     port: int = Field(50052, ge=0, le=65535)
-    backends: list[str] = Field(default_factory=lambda: ["replay"], description="Backends to serve, by name.")
-    default_backend: str = "replay"
+    backends: list[str] = Field(default_factory=lambda: ["local"], description="Backends to serve, by name.")
+    default_backend: str = "local"
     replay_file: str = Field("", description="JSONL of recorded completions for the replay backend.")
     tgi_url: str = Field("", description="Base URL of a TGI server, e.g. http://tgi:80.")
     tgi_adapters: list[str] = Field(default_factory=list, description="Adapters TGI was started with (LORA_ADAPTERS).")

@@ -26,6 +26,8 @@ class ReplayBackend:
     description = "recorded completions from a JSONL file (reproducible runs, tests)"
 
     def __init__(self, path: str | Path) -> None:
+        if not str(path):
+            raise InvalidArgumentError("the replay backend needs a file of recorded completions: --replay-file FILE")
         self.path = Path(path)
         self.records: dict[tuple[str, str, int], Generation] = {}
         self._adapters: set[str] = set()
