@@ -32,6 +32,7 @@ from next_sampler.model import Generation, SampleJob, SamplingParams
 log = logging.getLogger(__name__)
 
 BATCH_WINDOW_S = 0.005
+TOP_K = 50  # transformers' generate() default, which the transformers engine has always sampled with
 PRECISIONS = ("as-is", "f32", "f16", "bf16", "q8_0")
 DEFAULT_PRECISION = "q8_0"  # batches best on CPUs (docs/sampler.md has the measurements)
 
@@ -225,9 +226,12 @@ class LlamaCppEngine:
         return {
             "prompt": group.prompt,
             "n_predict": params.max_new_tokens,
+            # The transformers engine's distribution: generate() applies top_k=50 when it is unset, and
+            # its order is temperature, top-k, top-p (llama.cpp's default takes top-p before temperature).
             "temperature": params.temperature,  # 0: greedy
+            "top_k": TOP_K,
             "top_p": params.top_p,
-            "top_k": 0,  # plain temperature / nucleus sampling, as in the paper and the other engines
+            "samplers": ["top_k", "temperature", "top_p"],
             "min_p": 0.0,
             "repeat_penalty": 1.0,
             "seed": group.jobs[0][0].seed,
