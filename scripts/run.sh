@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: `next demo`, one real NExT self-training round, offline, on CPU (~15 minutes
+# The main job: `next demo`, one real NExT self-training round, offline, on CPU (~10 minutes
 # on 2 cores). It sets up .venv on first use; extra arguments go to `next demo`
 # (e.g. --fresh, --run-dir DIR, --set sampling.samples_per_problem=16).
 set -euo pipefail
