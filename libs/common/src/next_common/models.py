@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from next_common.errors import InvalidArgumentError, NotFoundError
+from next_common.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -126,29 +127,21 @@ def packaged_gguf(name: str, cache_dir: str | Path | None = None) -> Path:
     if target.is_file():
         return target  # only ever renamed into place after its hash matched
     log.info("assembling %s from %d parts (once)", target.name, len(parts))
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".%s." % target.name, delete=False) as out:
-        try:
-            for part in parts:
-                with part.open("rb") as source:
-                    while chunk := source.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-            size = out.tell()
-            if model.size and size != model.size:
-                raise NotFoundError("model %r: parts add up to %d bytes, expected %d" % (name, size, model.size))
-            if model.sha256 and digest.hexdigest() != model.sha256:
-                raise NotFoundError(
-                    "model %r: sha256 of the assembled parts is %s, expected %s (reinstall: %s)"
-                    % (name, digest.hexdigest(), model.sha256, model.install_hint())
-                )
-            out.flush()
-            os.fsync(out.fileno())
-            os.replace(out.name, target)
-        except BaseException:
-            Path(out.name).unlink(missing_ok=True)
-            raise
+    with atomic_write(target) as out:  # a failed check below leaves nothing behind
+        for part in parts:
+            with part.open("rb") as source:
+                while chunk := source.read(1 << 22):
+                    digest.update(chunk)
+                    out.write(chunk)
+        size = out.tell()
+        if model.size and size != model.size:
+            raise NotFoundError("model %r: parts add up to %d bytes, expected %d" % (name, size, model.size))
+        if model.sha256 and digest.hexdigest() != model.sha256:
+            raise NotFoundError(
+                "model %r: sha256 of the assembled parts is %s, expected %s (reinstall: %s)"
+                % (name, digest.hexdigest(), model.sha256, model.install_hint())
+            )
     return target
 
 
