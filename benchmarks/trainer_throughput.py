@@ -6,11 +6,13 @@ tokenizer, random weights; speed does not depend on the weights), or ``--model``
 local folder or smollm2-135m-instruct.
 
 Ours: a whole job through the JobManager (child process, transformers Trainer, PEFT LoRA,
-length-grouped batches, checkpoints). Reference: the same PEFT model, batch size and number
-of optimizer steps in a bare ``for batch in loader: loss.backward(); opt.step()`` loop, also
-in a child process. Tokens are non-padding tokens. Peak memory is each child's max RSS.
+length-grouped batches, checkpoints, bf16 autocast where the CPU has bf16 units). Reference:
+transformers' defaults (fp32) with the same PEFT model, batch size and number of optimizer steps
+in a bare ``for batch in loader: loss.backward(); opt.step()`` loop, also in a child process.
+Tokens are non-padding tokens. Peak memory is each child's max RSS.
 
-Usage: .venv/bin/python benchmarks/trainer_throughput.py [--steps 30] [--batch 4] [--model PATH]
+Usage: .venv/bin/python benchmarks/trainer_throughput.py [--steps 30] [--batch 4] [--model NAME|PATH]
+       [--precision auto|fp32]
 The last line is ``ratio <our training tokens/s / reference tokens/s>``.
 """
 
@@ -106,7 +108,7 @@ def reference(model_path: str, data: str, steps: int, batch: int, queue: Any) ->
     queue.put({"tokens_per_s": tokens / elapsed, "elapsed_s": elapsed, "peak_rss_mb": rss_mb})
 
 
-async def ours(model_path: str, data: Path, out: Path, steps: int, batch: int) -> dict[str, float]:
+async def ours(model_path: str, data: Path, out: Path, steps: int, batch: int, precision: str) -> dict[str, float]:
     from next_trainer.config import parse_config
     from next_trainer.jobs import JobState
     from next_trainer.manager import JobManager
@@ -118,6 +120,7 @@ async def ours(model_path: str, data: Path, out: Path, steps: int, batch: int) -
             "output_dir": str(out),
             "optim": {"max_steps": steps, "batch_size": batch},
             "max_length": 1024,
+            "precision": precision,
             "save_steps": max(steps // 2, 1),
             "tensorboard": True,
         }
@@ -141,7 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--model", default="", help="local folder or smollm2-135m-instruct (default: built here)")
+    parser.add_argument(
+        "--model", default="", help="a packaged model name or local folder (default: a small llama built here)"
+    )
+    parser.add_argument("--precision", default="auto", help="ours: auto (bf16 where the CPU has AMX/AVX512-BF16), fp32")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -161,10 +167,10 @@ def main() -> None:
             "reference loop: %.0f tokens/s, %.1f s, peak RSS %.0f MB"
             % (ref["tokens_per_s"], ref["elapsed_s"], ref["peak_rss_mb"])
         )
-        got = asyncio.run(ours(model, root / "train.jsonl", root / "adapter", args.steps, args.batch))
+        got = asyncio.run(ours(model, root / "train.jsonl", root / "adapter", args.steps, args.batch, args.precision))
         print(
-            "next-trainer job: %.0f tokens/s, %.1f s training (%.1f s end to end), peak RSS %.0f MB"
-            % (got["tokens_per_s"], got["elapsed_s"], got["wall_s"], got["peak_rss_mb"])
+            "next-trainer job (precision %s): %.0f tokens/s, %.1f s training (%.1f s end to end), peak RSS %.0f MB"
+            % (args.precision, got["tokens_per_s"], got["elapsed_s"], got["wall_s"], got["peak_rss_mb"])
         )
         print("ratio %.2f" % (got["tokens_per_s"] / ref["tokens_per_s"]))
 

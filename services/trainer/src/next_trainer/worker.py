@@ -43,13 +43,23 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _cpu_bf16(torch: Any) -> bool:
+    # bf16 autocast pays on CPUs with bf16 matrix units (AMX, AVX512-BF16): 2-2.5x fp32 here;
+    # elsewhere it is emulated and slower than fp32.
+    cpu = torch.cpu
+    return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
+
+
 def _precision(config: TrainingConfig, torch: Any) -> dict[str, bool]:
     cuda = torch.cuda.is_available()
     wanted = config.precision
     if wanted == "auto":
-        wanted = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if wanted != "fp32" and not cuda:
-        raise InvalidArgumentError("precision %s needs a GPU; this machine has none (use fp32 or auto)" % wanted)
+        if cuda:
+            wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            wanted = "bf16" if _cpu_bf16(torch) else "fp32"
+    if wanted == "fp16" and not cuda:
+        raise InvalidArgumentError("precision fp16 needs a GPU; this machine has none (use bf16, fp32 or auto)")
     return {"bf16": wanted == "bf16", "fp16": wanted == "fp16"}
 
 
