@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 pytest.importorskip("xllamacpp")
 
-from next_common.errors import NotFoundError  # noqa: E402
+from next_common.errors import NotFoundError, UnavailableError  # noqa: E402
 from next_sampler.backends.llamacpp_convert import adapter_gguf, model_gguf  # noqa: E402
 from next_sampler.backends.local import make_local  # noqa: E402
 from next_sampler.backends.local_llamacpp import LlamaCppEngine  # noqa: E402
@@ -119,3 +119,29 @@ def test_the_engine_is_chosen_by_a_setting(tiny: dict[str, Any]) -> None:
     assert isinstance(make_local(options), LlamaCppEngine)
     folder = str(tiny["root"] / "model")
     assert isinstance(make_local({"local_model": folder, "local_engine": "transformers"}), TransformersEngine)
+
+
+def test_an_abandoned_request_stops_at_the_next_token(llamacpp: LlamaCppEngine) -> None:
+    # A cancelled RPC or a stopping sampler must not leave llama.cpp generating to max_new_tokens
+    # (a killed controller once left an orphaned sampler burning both cores for minutes).
+    calls = 0
+
+    def abandoned() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3
+
+    request = llamacpp._request(_group("def add(a, b):", SamplingParams(max_new_tokens=400, temperature=0.0)))
+    request["ignore_eos"] = True
+    with pytest.raises(UnavailableError, match="abandoned"):
+        LlamaCppEngine._complete(llamacpp._server, request, 1, abandoned)
+    assert calls <= 5  # stopped after the fourth chunk, not after 400
+
+
+def _group(prompt: str, params: SamplingParams) -> Any:
+    from next_sampler.backends.local_llamacpp import _Group
+
+    future: asyncio.Future[Any] = asyncio.new_event_loop().create_future()
+    group = _Group(prompt, params, "")
+    group.jobs.append((SampleJob(0, 0, prompt, 0), future))
+    return group

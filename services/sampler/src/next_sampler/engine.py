@@ -146,5 +146,12 @@ class SamplerEngine:
         message = "" if verified else "the canary's greedy output is identical with and without the adapter"
         return Activation(verified, base.text, tuned.text, message)
 
+    def close(self) -> None:
+        """Stop the backends' work (a backend with nothing to stop has no ``close``)."""
+        for backend in self.backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
     def describe(self) -> list[tuple[str, str, list[str]]]:
         return [(name, b.description, b.adapters()) for name, b in sorted(self.backends.items())]

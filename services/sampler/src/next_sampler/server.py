@@ -61,3 +61,5 @@ async def serve(settings: SamplerSettings) -> None:
         raise failed
     await serving
     loading.cancel()
+    if loading.done() and not loading.cancelled() and loading.exception() is None:
+        await asyncio.to_thread(loading.result().close)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class LlamaCppEngine:
         self._in_flight = 0
         self._idle: asyncio.Condition | None = None
         self._reloading = False
+        self._closing = threading.Event()
         self._server = self._start()
 
     # -- model and server --------------------------------------------------------------
@@ -207,7 +209,16 @@ class LlamaCppEngine:
         try:
             request = self._request(group)
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(self._pool, self._complete, self._server, request, len(group.jobs))
+            futures = [future for _, future in group.jobs]
+
+            def abandoned() -> bool:
+                # read from the worker thread; a callers-gone group (cancelled RPC) or a closing
+                # sampler stops generating at the next token instead of running to max_new_tokens
+                return self._closing.is_set() or all(f.done() for f in futures)
+
+            results = await loop.run_in_executor(
+                self._pool, self._complete, self._server, request, len(group.jobs), abandoned
+            )
             for (_, future), result in zip(group.jobs, results, strict=True):
                 if not future.done():
                     future.set_result(result)
@@ -242,13 +253,25 @@ class LlamaCppEngine:
             "lora": [{"id": i, "scale": 1.0 if name == group.adapter else 0.0} for i, name in enumerate(ids)],
         }
 
+    def close(self) -> None:
+        """Stop every request at its next token and wait for the worker threads (they are not
+        daemons: a request left running would keep a stopping sampler alive)."""
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     @staticmethod
-    def _complete(server: Any, request: dict[str, Any], n: int) -> list[Generation]:
+    def _complete(
+        server: Any, request: dict[str, Any], n: int, abandoned: Callable[[], bool] = lambda: False
+    ) -> list[Generation]:
         texts: list[list[str]] = [[] for _ in range(n)]
         finals: dict[int, dict[str, Any]] = {}
         errors: list[str] = []
 
         def on_chunk(chunk: Any) -> bool:
+            """True stops the request."""
+            if abandoned():
+                errors.append("request abandoned (its callers are gone or the sampler is stopping)")
+                return True
             if not isinstance(chunk, dict) or "error" in chunk:
                 errors.append(str(chunk.get("error") if isinstance(chunk, dict) else chunk))
                 return True
