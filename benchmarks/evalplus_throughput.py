@@ -65,12 +65,12 @@ def reference(tasks: list[dict[str, Any]], workers: int) -> tuple[float, int]:
 
 
 async def sandboxed(tasks: list[dict[str, Any]], workers: int) -> tuple[float, int]:
-    from next_tracer.client import GrpcTracerClient
     from next_tracer.engine import TracerEngine
     from next_tracer.formats.registry import FormatRegistry
-    from next_tracer.model import IoTests, Limits, Verdict
     from next_tracer.server import start_server
     from next_tracer.settings import TracerSettings
+    from nextapi.tracer.client import GrpcTracerClient
+    from nextapi.tracer.types import IoTests, Limits, Verdict
 
     settings = TracerSettings(max_concurrency=workers, port=0, host="127.0.0.1")
     service, _ = await start_server(settings, TracerEngine(settings, FormatRegistry(load_entry_points=False)))

@@ -36,7 +36,7 @@ def reference_outputs() -> float:
 async def build(concurrency: int) -> tuple[float, int, int]:
     from next_tasks.hefix import build_hefix_plus
     from next_tasks.sources import load_humaneval_local
-    from next_tracer.client import InProcessTracerClient
+    from next_tracer.inprocess import InProcessTracerClient
 
     sources = load_humaneval_local(DATA)
     client = InProcessTracerClient()

@@ -46,7 +46,8 @@ def repair_prompts(model: str, count: int, shots: int = 3) -> list[str]:
 
 
 async def run(engine: Any, prompts: list[str], samples: int, new_tokens: int) -> tuple[float, int, int]:
-    from next_sampler.model import SamplingParams, expand
+    from next_sampler.generation import expand
+    from nextapi.sampler.types import SamplingParams
 
     params = SamplingParams(n=samples, temperature=0.8, top_p=0.95, max_new_tokens=new_tokens, seed=1)
     jobs = expand(prompts, params)

@@ -19,9 +19,9 @@ import grpc
 async def run(prompts: int, n: int, clients: int) -> float:
     from next_sampler.backends.replay import record_line
     from next_sampler.engine import SamplerEngine, backend_registry
-    from next_sampler.model import Completion
     from next_sampler.server import start_server
     from next_sampler.settings import SamplerSettings
+    from nextapi.sampler.types import Completion
     from nextapi.sampler.v1 import sampler_service_pb2 as pb
     from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 

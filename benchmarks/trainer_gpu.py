@@ -85,9 +85,9 @@ def build(root: Path, smoke: bool, seq: int, count: int) -> tuple[Path, Path, in
 async def run_job(
     model: Path, data: Path, out: Path, steps: int, batch: int, seq: int, smoke: bool
 ) -> dict[str, float]:
-    from next_trainer.config import parse_config
-    from next_trainer.jobs import JobState
     from next_trainer.manager import JobManager
+    from nextapi.trainer.config import parse_config
+    from nextapi.trainer.types import JobState
 
     config = parse_config(
         {

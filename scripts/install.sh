@@ -32,7 +32,8 @@ case "$target" in
   sampler-local) pkgs=(libs/common 'services/sampler[local]') ;;
   # torch==2.13.0 from PyPI is the CUDA build on Linux x86-64; this machine's CPU wheel has the same pin.
   trainer)       pkgs=(libs/common services/trainer) ;;
-  controller)    pkgs=(libs/common services/tracer libs/tasks services/controller) ;;
+  # remote mode: clients only (no sandbox, no torch); `dev` adds the embedded services
+  controller)    pkgs=(libs/common libs/tasks services/controller) ;;
   dev)
     $PIP install -q -r requirements-dev.txt -e libs/common -e services/tracer -e libs/tasks -e services/trainer \
       -e 'services/sampler[local]' -e 'services/controller[embedded]'

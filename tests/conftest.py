@@ -9,8 +9,8 @@ import pytest
 
 from next_tracer.engine import TracerEngine
 from next_tracer.formats.registry import FormatRegistry
-from next_tracer.model import Limits
 from next_tracer.settings import TracerSettings
+from nextapi.tracer.types import Limits
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"

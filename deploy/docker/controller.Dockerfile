@@ -4,7 +4,6 @@ WORKDIR /src
 COPY scripts/install.sh scripts/install.sh
 COPY libs/common libs/common
 COPY libs/tasks libs/tasks
-COPY services/tracer services/tracer
 COPY services/controller services/controller
 RUN python -m venv /opt/venv && PIP=/opt/venv/bin/pip scripts/install.sh controller
 

@@ -89,7 +89,7 @@ async def record_replay(config: dict[str, Any], tokenizer: Any) -> list[dict[str
     from next_controller.runner import proxy_input, render_prompt
     from next_tasks.parsing import parse_completion
     from next_tasks.prompts import first_failing_trace
-    from next_tracer.client import InProcessTracerClient
+    from next_tracer.inprocess import InProcessTracerClient
 
     tracer = InProcessTracerClient()
     from next_tasks.record import load_tasks
@@ -144,7 +144,11 @@ def make_run(root: Path, model_dir: Path, rounds: int = 2) -> Path:
         "sampling": {"samples_per_problem": 4, "shots": 0},
         "hard_problems": {"enabled": True, "samples": 4, "threshold": 0.5},
         "filters": {"names": ["passes-all-tests", "no-test-tampering", "dedupe"]},
-        "training": {"max_steps": 4, "batch_size": 2, "save_steps": 2, "learning_rate": 0.01, "max_length": 512},
+        "training": {
+            "optim": {"max_steps": 4, "batch_size": 2, "learning_rate": 0.01},
+            "save_steps": 2,
+            "max_length": 512,
+        },
         "evaluation": {"ks": [1, 2], "samples": 4, "proxy": {"enabled": True, "samples": 2}},
     }
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -116,9 +116,9 @@ def test_several_tracer_replicas_become_one_round_robin_target() -> None:
 
 async def test_tracer_calls_spread_over_replicas_and_survive_one_going_away() -> None:
     from next_controller.services import channel_options, tracer_target
-    from next_tracer.client import GrpcTracerClient
-    from next_tracer.model import Verdict
     from next_tracer.server import start_server
+    from nextapi.tracer.client import GrpcTracerClient
+    from nextapi.tracer.types import Verdict
     from tests.conftest import make_settings
 
     servers = [await start_server(make_settings()) for _ in range(2)]

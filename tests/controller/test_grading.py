@@ -12,9 +12,9 @@ from next_common.errors import UnavailableError
 from next_controller.grading import grade_completion, run_grading_tests
 from next_controller.services import BusyClock
 from next_tasks.record import IoGrading, TaskRecord
-from next_tracer.client import InProcessTracerClient
-from next_tracer.model import RunResult, TestOutcome, Verdict
-from next_tracer.runtime import plain
+from next_tracer.inprocess import InProcessTracerClient
+from nextapi.tracer import plain
+from nextapi.tracer.types import RunResult, TestOutcome, Verdict
 
 
 @pytest.fixture

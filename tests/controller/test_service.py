@@ -68,3 +68,23 @@ async def test_bad_configs_and_unknown_runs_are_refused(stub: pb_grpc.Controller
     assert c == grpc.StatusCode.INVALID_ARGUMENT and "sampling.temprature" in details
     c, details = await code(stub.GetRunStatus(pb.GetRunStatusRequest(run_dir=str(tmp_path / "none"))))
     assert c == grpc.StatusCode.NOT_FOUND and "not a run directory" in details
+
+
+async def test_the_client_reads_status_and_events_as_domain_types(tmp_path: Path, tiny_model: Path) -> None:
+    from nextapi.controller.client import GrpcControllerClient
+
+    service, manager = await start_server(ControllerSettings(host="127.0.0.1", port=0, poll_interval_s=0.05))
+    client = GrpcControllerClient("127.0.0.1:%d" % service.port)
+    try:
+        config = (await asyncio.to_thread(make_run, tmp_path, tiny_model, 1)).read_text()
+        run_dir = await client.start_run(config, ["hard_problems.enabled=false", "evaluation.proxy.enabled=false"])
+        events = [e async for e in client.events(run_dir)]
+        assert (events[0].stage, events[0].kind) == ("run", "started") and events[-1].kind == "finished"
+        status = await client.status(run_dir)
+        assert status.state == "finished" and not status.active
+        filtered = {s.name: s for s in status.stages}["round-1/filter"]
+        assert filtered.summary is not None and filtered.summary["kept"] == 4
+    finally:
+        await client.close()
+        await manager.close()
+        await service.stop(0)

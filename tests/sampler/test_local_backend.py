@@ -16,8 +16,9 @@ from next_common.errors import NotFoundError  # noqa: E402
 from next_common.models import smollm2_path  # noqa: E402
 from next_sampler.backends.local_transformers import TransformersEngine  # noqa: E402
 from next_sampler.engine import SamplerEngine, backend_registry  # noqa: E402
-from next_sampler.model import SampleJob, SamplingParams  # noqa: E402
+from next_sampler.generation import SampleJob  # noqa: E402
 from next_sampler.settings import SamplerSettings  # noqa: E402
+from nextapi.sampler.types import SamplingParams  # noqa: E402
 from tests.tiny_models import smollm2_tokenizer, tiny_llama  # noqa: E402
 
 

@@ -18,7 +18,8 @@ from next_sampler.backends.llamacpp_convert import adapter_gguf, model_gguf  # n
 from next_sampler.backends.local import make_local  # noqa: E402
 from next_sampler.backends.local_llamacpp import LlamaCppEngine  # noqa: E402
 from next_sampler.backends.local_transformers import TransformersEngine  # noqa: E402
-from next_sampler.model import SampleJob, SamplingParams, expand  # noqa: E402
+from next_sampler.generation import SampleJob, expand  # noqa: E402
+from nextapi.sampler.types import SamplingParams  # noqa: E402
 from tests.tiny_models import smollm2_tokenizer, tiny_llama  # noqa: E402
 
 # Peaked logits: with the default 0.02 init a random model's next-token scores are so close that

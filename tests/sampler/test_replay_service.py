@@ -15,9 +15,9 @@ from next_common.errors import InvalidArgumentError, NotFoundError
 from next_common.plugins import hookimpl
 from next_sampler.backends.replay import ReplayBackend, record_line
 from next_sampler.engine import SamplerEngine, backend_registry
-from next_sampler.model import Completion, SamplingParams
 from next_sampler.server import start_server
 from next_sampler.settings import SamplerSettings
+from nextapi.sampler.types import Completion, SamplingParams
 from nextapi.sampler.v1 import sampler_service_pb2 as pb
 from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 

@@ -6,8 +6,8 @@ import pytest
 
 from next_common.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from next_sampler.engine import SamplerEngine, backend_registry
-from next_sampler.model import SamplingParams
 from next_sampler.settings import SamplerSettings
+from nextapi.sampler.types import SamplingParams
 from tests.sampler.tgi_protocol_server import TgiProtocolServer
 
 

@@ -11,8 +11,8 @@ import pytest
 from next_tasks.hefix import build_hefix_plus, summarize
 from next_tasks.record import load_tasks, save_tasks
 from next_tasks.sources import SourceError, load_humaneval_local
-from next_tracer.client import InProcessTracerClient
 from next_tracer.engine import TracerEngine
+from next_tracer.inprocess import InProcessTracerClient
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ import pytest
 from next_common.plugins import hookimpl
 from next_tasks.mbpp import MutationBugs, bug_sources, build_mbpp_r, load_mbpp
 from next_tasks.mutation import MUTATION_KINDS, mutants
-from next_tracer.client import InProcessTracerClient
 from next_tracer.engine import TracerEngine
-from next_tracer.model import Verdict
+from next_tracer.inprocess import InProcessTracerClient
+from nextapi.tracer.types import Verdict
 from tests.conftest import DATA
 
 SOURCE = (

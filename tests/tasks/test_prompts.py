@@ -18,8 +18,8 @@ from next_tasks.prompts import (
     training_example,
 )
 from next_tasks.record import TaskRecord
-from next_tracer.client import InProcessTracerClient
 from next_tracer.engine import TracerEngine
+from next_tracer.inprocess import InProcessTracerClient
 
 GOLDEN = Path(__file__).parent / "golden"
 TASK = TaskRecord(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import Limits, RunResult, Verdict
+from nextapi.tracer.types import Limits, RunResult, Verdict
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.slow

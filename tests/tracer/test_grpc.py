@@ -124,7 +124,9 @@ async def test_non_utf8_program_is_invalid_argument(server: ServiceServer) -> No
 
 async def test_deadline_is_honoured(stub: pb_grpc.TracerServiceStub) -> None:
     req = pb.RunTestsRequest(
-        program="x = 1\n", tests=[pb.StatementTest(source="import time\ntime.sleep(30)")], limits=pb.Limits(timeout_s=30)
+        program="x = 1\n",
+        tests=[pb.StatementTest(source="import time\ntime.sleep(30)")],
+        limits=pb.Limits(timeout_s=30),
     )
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -10,10 +10,11 @@ import pytest
 from next_tracer import metrics
 from next_tracer.engine import TracerEngine
 from next_tracer.formats.registry import FormatRegistry
-from next_tracer.model import IoTests, JobRecords, Limits, Verdict
 from next_tracer.sandbox.jail_limits import detect, jail_memory_mb, server_memory_mb
+from next_tracer.sandbox.records import JobRecords
 from next_tracer.sandbox.runner import Sandbox
 from next_tracer.settings import TracerSettings
+from nextapi.tracer.types import IoTests, Limits, Verdict
 from tests.conftest import make_settings
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import IoTests, Verdict
-from next_tracer.runtime import plain
+from nextapi.tracer import plain
+from nextapi.tracer.types import IoTests, Verdict
 
 
 def _same(a: Any, b: Any) -> bool:

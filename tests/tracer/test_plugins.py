@@ -95,7 +95,7 @@ async def test_registered_plugin_is_used_by_the_engine(engine: TracerEngine) -> 
         def next_register_trace_formats(self, register):  # type: ignore[no-untyped-def]
             register("count", Lines())
 
-    from next_tracer.model import TraceOptions
+    from nextapi.tracer.types import TraceOptions
 
     other = TracerEngine(engine.settings, FormatRegistry([Plugin()], load_entry_points=False), engine.sandbox)
     result = await other.trace("def f():\n    return 1\n", "f()", TraceOptions(format="count"))

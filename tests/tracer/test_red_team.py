@@ -15,7 +15,7 @@ import pytest
 
 from next_tracer.engine import TracerEngine
 from next_tracer.formats.registry import FormatRegistry
-from next_tracer.model import IoTests, Limits, TraceOptions, Verdict
+from nextapi.tracer.types import IoTests, Limits, TraceOptions, Verdict
 from tests.conftest import make_settings
 
 # Values no honest `solve` could compute: only a program that reads the tests can pass them.

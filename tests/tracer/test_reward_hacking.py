@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import IoTests, Verdict
+from nextapi.tracer.types import IoTests, Verdict
 
 TEST = "assert solve(3) == 9"
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import Limits, Verdict
+from nextapi.tracer.types import Limits, Verdict
 
 
 async def check(engine: TracerEngine, program: str, test: str = "assert probe()") -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import Limits, TraceOptions, Verdict
+from nextapi.tracer.types import Limits, TraceOptions, Verdict
 from tests.conftest import REPO, make_settings
 
 FIGURE2_TEST = "assert separate_odd_and_even([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == ([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])"

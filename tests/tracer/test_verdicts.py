@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from next_tracer.engine import TracerEngine
-from next_tracer.model import IoTests, Limits, Verdict
 from next_tracer.sandbox.runner import Sandbox
+from nextapi.tracer.types import IoTests, Limits, Verdict
 from tests.conftest import make_settings
 
 ADD = "def add(a, b):\n    return a + b\n"

@@ -8,7 +8,7 @@ import pytest
 
 from next_tracer.engine import TracerEngine
 from next_tracer.formats.registry import FormatRegistry
-from next_tracer.model import Limits, Verdict
+from nextapi.tracer.types import Limits, Verdict
 from tests.conftest import make_settings
 
 PLANT = """\
@@ -68,7 +68,9 @@ async def test_hostile_test_code_does_not_reach_the_next_job(single_worker: Trac
 
 
 async def test_a_killed_worker_is_replaced(single_worker: TracerEngine) -> None:
-    hang = await single_worker.run_tests("x = 1\n", ["import time\ntime.sleep(30)"], Limits(timeout_s=30), deadline_s=1.0)
+    hang = await single_worker.run_tests(
+        "x = 1\n", ["import time\ntime.sleep(30)"], Limits(timeout_s=30), deadline_s=1.0
+    )
     assert hang.tests[0].verdict is Verdict.TIMEOUT
     assert single_worker.sandbox.pool.idle == []
     after = await single_worker.run_tests("def f():\n    return 1\n", ["assert f() == 1"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from next_common.errors import InvalidArgumentError
-from next_trainer.config import load_config, parse_config
 from next_trainer.data import IGNORE_INDEX, read_examples, tokenize
+from nextapi.trainer.config import load_config, parse_config
 from tests.tiny_models import smollm2_tokenizer
 
 

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from next_trainer.convert import spec_from_config
 from next_trainer.server import start_server
 from next_trainer.settings import TrainerSettings
+from nextapi.trainer.convert import spec_from_config
 from nextapi.trainer.v1 import trainer_service_pb2 as pb
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from tests.trainer.conftest import base_config, processes_of
@@ -55,7 +55,7 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
 
 
 def spec(model: Path, data: Path, out: str, **extra: Any) -> pb.TrainingSpec:
-    from next_trainer.config import parse_config
+    from nextapi.trainer.config import parse_config
 
     return spec_from_config(parse_config(base_config(model, data, Path(out), **extra)))
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from next_trainer.config import parse_config
 from next_trainer.events import EVENTS_FILE
-from next_trainer.jobs import JobState
 from next_trainer.manager import JobManager
 from next_trainer.publish import METADATA_FILE
+from nextapi.trainer.config import parse_config
+from nextapi.trainer.types import JobState
 from tests.trainer.conftest import base_config, processes_of, write_data
 
 torch = pytest.importorskip("torch")
@@ -65,7 +65,8 @@ async def test_tiny_model_trains_and_its_adapter_changes_the_sampler(
 
     # the adapter loads with PEFT and changes what the local sampler generates
     from next_sampler.backends.local_transformers import TransformersEngine
-    from next_sampler.model import SampleJob, SamplingParams
+    from next_sampler.generation import SampleJob
+    from nextapi.sampler.types import SamplingParams
 
     backend = TransformersEngine(model=str(tiny_model_dir), device="cpu")
     params = SamplingParams(max_new_tokens=8)

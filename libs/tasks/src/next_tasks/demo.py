@@ -13,8 +13,8 @@ from typing import Any
 from next_tasks.mutation import mutants
 from next_tasks.prelude import helper_prelude
 from next_tasks.record import TaskRecord
-from next_tracer.client import TracerClient
-from next_tracer.model import Limits, Verdict
+from nextapi.tracer.client import TracerClient
+from nextapi.tracer.types import Limits, Verdict
 
 SOURCE = "demo/humaneval-mutation"
 

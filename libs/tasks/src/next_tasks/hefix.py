@@ -18,9 +18,9 @@ from typing import Any
 from next_tasks.prelude import helper_prelude
 from next_tasks.record import IoGrading, TaskRecord
 from next_tasks.sources import HumanEvalSources
-from next_tracer.client import TracerClient
-from next_tracer.model import IoTests, Limits, Verdict
-from next_tracer.runtime import plain
+from nextapi.tracer import plain
+from nextapi.tracer.client import TracerClient
+from nextapi.tracer.types import IoTests, Limits, Verdict
 
 log = logging.getLogger(__name__)
 

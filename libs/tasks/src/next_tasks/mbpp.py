@@ -22,8 +22,8 @@ from next_tasks.mutation import mutants, normalized
 from next_tasks.parsing import parse_completion
 from next_tasks.record import TaskRecord
 from next_tasks.sources import MBPP, SourceError, read_jsonl
-from next_tracer.client import TracerClient
-from next_tracer.model import Limits, Verdict
+from nextapi.tracer.client import TracerClient
+from nextapi.tracer.types import Limits, Verdict
 
 log = logging.getLogger(__name__)
 

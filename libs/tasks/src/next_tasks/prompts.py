@@ -15,8 +15,8 @@ from importlib import resources
 from typing import Any, Protocol
 
 from next_tasks.record import TaskRecord
-from next_tracer.client import TracerClient
-from next_tracer.model import Limits, TraceOptions, Verdict
+from nextapi.tracer.client import TracerClient
+from nextapi.tracer.types import Limits, TraceOptions, Verdict
 
 FIX_MARKER = "Here is a fixed version:"
 INSTRUCTION = "Fix the buggy Python program below so that it solves the problem and passes the tests."

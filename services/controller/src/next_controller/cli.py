@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from next_common.cli import run_command
+from next_common.errors import InvalidArgumentError
 from next_common.logging import configure_logging
 from next_tasks.demo import build_demo
 from next_tasks.hefix import build_hefix_plus, summarize
@@ -18,13 +19,23 @@ from next_tasks.mbpp import bug_sources, build_mbpp_r, dump_report, load_mbpp
 from next_tasks.prompts import PromptOptions, first_failing_trace, render_messages, render_text
 from next_tasks.record import TaskFormatError, load_tasks, save_tasks
 from next_tasks.sources import SourceError, load_humaneval_hub, load_humaneval_local
-from next_tracer.client import GrpcTracerClient, InProcessTracerClient, TracerClient
+from nextapi.tracer.client import GrpcTracerClient, TracerClient
 
 
 @contextlib.asynccontextmanager
 async def _tracer(args: argparse.Namespace) -> AsyncIterator[TracerClient]:
     """The tracer the builders run programs through: ``--target`` or an in-process sandbox."""
-    client: TracerClient = GrpcTracerClient(args.target) if args.target else InProcessTracerClient()
+    client: TracerClient
+    if args.target:
+        client = GrpcTracerClient(args.target)
+    else:
+        try:
+            from next_tracer.inprocess import InProcessTracerClient
+        except ImportError:
+            raise InvalidArgumentError(
+                "no tracer: give --target HOST:PORT, or install the tracer here (scripts/install.sh dev)"
+            ) from None
+        client = InProcessTracerClient()
     try:
         yield client
     finally:

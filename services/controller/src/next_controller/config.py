@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from next_common.config_files import apply_overrides, read_mapping, validate
+from nextapi.trainer.config import OptimConfig, TrainingRecipe
 
 
 class _Strict(BaseModel):
@@ -82,20 +83,12 @@ class FiltersConfig(_Strict):
     )
 
 
-class TrainingConfig(_Strict):
+class RunTraining(TrainingRecipe):
+    """The trainer's own recipe (``nextapi.trainer.config``: lora.r, optim.learning_rate, precision, ...)
+    plus how rounds chain; the run supplies the model, the data and the output of each round."""
+
     warm_start: bool = Field(False, description="Start each round from the previous adapter (paper: from the base).")
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    learning_rate: float = Field(2e-4, gt=0, le=1)
-    epochs: float = Field(2.0, gt=0)
-    max_steps: int = Field(0, ge=0)
-    batch_size: int = Field(4, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(2048, ge=8)
-    save_steps: int = Field(50, ge=1)
-    processes: int = Field(1, ge=1)
-    seed: int = Field(0, ge=0)
+    optim: OptimConfig = OptimConfig(epochs=2.0)
 
 
 class ProxyConfig(_Strict):
@@ -131,7 +124,7 @@ class RunConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     hard_problems: HardProblemsConfig = HardProblemsConfig()
     filters: FiltersConfig = FiltersConfig()
-    training: TrainingConfig = TrainingConfig()
+    training: RunTraining = RunTraining()
     evaluation: EvaluationConfig = EvaluationConfig()
     tracer_timeout_s: float = Field(10.0, gt=0, description="Per test run in the sandbox.")
 

@@ -21,7 +21,7 @@ from next_controller.config import dump_config, parse_run_config
 from next_controller.report import markdown
 from next_tasks.demo import build_demo
 from next_tasks.record import load_tasks, save_tasks
-from next_tracer.client import InProcessTracerClient
+from next_tracer.inprocess import InProcessTracerClient
 
 TRAIN_TASKS = 8
 DEV_TASKS = 8
@@ -37,7 +37,11 @@ def demo_config(run_dir: Path) -> dict[str, Any]:
         "data": {"train": str(data / "train.jsonl"), "dev": str(data / "dev.jsonl")},
         "sampling": {"samples_per_problem": 8, "temperature": 0.8, "max_new_tokens": 200, "shots": 0},
         "hard_problems": {"enabled": False},
-        "training": {"epochs": 3, "batch_size": 4, "learning_rate": 2e-4, "max_length": 1024, "save_steps": 20},
+        "training": {
+            "optim": {"epochs": 3, "batch_size": 4, "learning_rate": 2e-4},
+            "max_length": 1024,
+            "save_steps": 20,
+        },
         "evaluation": {"ks": [1], "samples": 3, "with_trace": [True], "greedy": True},
     }
 

@@ -8,7 +8,7 @@ from next_common.errors import UnavailableError
 from next_controller.services import Services
 from next_tasks.parsing import parse_completion
 from next_tasks.record import TaskRecord
-from next_tracer.model import IoTests, Limits, Verdict
+from nextapi.tracer.types import IoTests, Limits, Verdict
 
 
 async def run_shown_tests(services: Services, task: TaskRecord, program: str, timeout_s: float) -> tuple[bool, str]:

@@ -36,8 +36,8 @@ from next_controller.services import Services
 from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, scores
 from next_tasks.prompts import PromptOptions, render_messages, to_model_input, training_example
 from next_tasks.record import TaskRecord, load_tasks
-from nextapi.sampler.v1 import sampler_service_pb2 as spb
-from nextapi.trainer.v1 import trainer_service_pb2 as tpb
+from nextapi.sampler.types import Completion, SamplingParams
+from nextapi.trainer.types import JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -220,18 +220,16 @@ class Run:
             for t in tasks
         ]
 
-    def params(self, n: int, temperature: float, seed: int) -> spb.SamplingParams:
+    def params(self, n: int, temperature: float, seed: int) -> SamplingParams:
         s = self.config.sampling
-        return spb.SamplingParams(
-            n=n, temperature=temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed
-        )
+        return SamplingParams(n=n, temperature=temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed)
 
     # -- sampling with verification as samples arrive --------------------------------------------
     async def sample_and_grade(
         self,
         path: Path,
         items: list[PromptItem],
-        params: spb.SamplingParams,
+        params: SamplingParams,
         adapter: str,
         for_training: bool,
         desc: str,
@@ -247,7 +245,7 @@ class Run:
             return rows
         bar = self.bar(missing, desc)
         out = AppendLog(path)
-        queue: asyncio.Queue[spb.Completion | None] = asyncio.Queue(maxsize=2 * self.config.services.tracer_concurrency)
+        queue: asyncio.Queue[Completion | None] = asyncio.Queue(maxsize=2 * self.config.services.tracer_concurrency)
         workers = self.config.services.tracer_concurrency
 
         async def produce() -> None:
@@ -379,15 +377,15 @@ class Run:
         return [data, report], summary
 
     async def _train(self, name: str, previous: str) -> tuple[list[Path], dict[str, Any]]:
-        from next_controller.train import training_spec
+        from next_controller.train import training_config
 
         out = self.dir.root / name / "adapter"
         warm = str(self.dir.root / previous / "adapter") if previous and self.config.training.warm_start else ""
         if not (out / "next_training.json").exists():  # not published yet: start, or resume from checkpoints
-            spec = training_spec(self.config, self.dir.root / name / "train.jsonl", out, warm)
-            last: tpb.Job | None = None
+            job_config = training_config(self.config, self.dir.root / name / "train.jsonl", out, warm)
+            last: JobStatus | None = None
             bar = tqdm(desc="%s train" % name, unit="step", disable=not self.progress, leave=False, dynamic_ncols=True)
-            async for job in self.services.train(spec):
+            async for job in self.services.train(job_config):
                 last = job
                 if job.progress.total_steps and bar.total != job.progress.total_steps:
                     bar.reset(total=job.progress.total_steps)
@@ -398,7 +396,7 @@ class Run:
                         stage=name + "/train", kind="progress", step=job.progress.step, loss=job.progress.loss
                     )
             bar.close()
-            if last is None or last.state != tpb.JOB_STATE_SUCCEEDED:
+            if last is None or last.state is not JobState.SUCCEEDED:
                 reason = last.reason if last else "no job"
                 raise FailedPreconditionError("%s: training failed: %s" % (name, reason))
         meta = read_json(out / "next_training.json")

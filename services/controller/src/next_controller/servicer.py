@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from next_controller.manager import RunManager
+from nextapi.controller import convert
 from nextapi.controller.v1 import controller_service_pb2 as pb
 from nextapi.controller.v1 import controller_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ControllerService"].full_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _stage(stage: dict[str, Any]) -> pb.StageStatus:
-    timing = stage.get("timing") or {}
-    return pb.StageStatus(
-        name=str(stage["name"]),
-        state=str(stage.get("state", "")),
-        wall_seconds=float(timing.get("wall_s", 0.0)),
-        service_seconds=float(timing.get("service_s", 0.0)),
-        summary_json=json.dumps(stage["summary"]) if stage.get("summary") is not None else "",
-        error=str(stage.get("error", "")),
-    )
 
 
 class ControllerServicer(pb_grpc.ControllerServiceServicer):
@@ -40,18 +28,11 @@ class ControllerServicer(pb_grpc.ControllerServiceServicer):
     async def GetRunStatus(self, request: pb.GetRunStatusRequest, context: Context) -> pb.GetRunStatusResponse:
         status = self.manager.status(request.run_dir)
         return pb.GetRunStatusResponse(
-            state=status["state"], stages=[_stage(s) for s in status["stages"]], active=status["active"]
+            state=status["state"], stages=[convert.stage_to_proto(s) for s in status["stages"]], active=status["active"]
         )
 
     async def StreamRunEvents(
         self, request: pb.StreamRunEventsRequest, context: Context
     ) -> AsyncIterator[pb.StreamRunEventsResponse]:
         async for event in self.manager.events(request.run_dir):
-            yield pb.StreamRunEventsResponse(
-                event=pb.RunEvent(
-                    time=float(event.get("time", 0.0)),
-                    stage=str(event.get("stage", "")),
-                    kind=str(event.get("kind", "")),
-                    event_json=json.dumps(event, sort_keys=True),
-                )
-            )
+            yield pb.StreamRunEventsResponse(event=convert.event_to_proto(event))

@@ -27,11 +27,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from next_common.errors import InvalidArgumentError, UnavailableError
 from next_common.process import die_with_parent
 from next_controller.config import RunConfig
-from next_tracer.client import GrpcTracerClient
-from nextapi.sampler.v1 import sampler_service_pb2 as spb
-from nextapi.sampler.v1 import sampler_service_pb2_grpc as spb_grpc
-from nextapi.trainer.v1 import trainer_service_pb2 as tpb
-from nextapi.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
+from nextapi.sampler.client import GrpcSamplerClient
+from nextapi.sampler.types import Activation, Completion, SamplingParams
+from nextapi.tracer.client import GrpcTracerClient
+from nextapi.trainer.client import GrpcTrainerClient, start_or_attach
+from nextapi.trainer.config import TrainingConfig
+from nextapi.trainer.types import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +192,9 @@ class Services:
         )
         self.tracer_slots = asyncio.Semaphore(opts.tracer_concurrency)
         self._sampler_channel = grpc.aio.insecure_channel(sampler, options=channel_options(opts.rpc_retries, False))
-        self.sampler = spb_grpc.SamplerServiceStub(self._sampler_channel)
+        self.sampler = GrpcSamplerClient(sampler, channel=self._sampler_channel)
         self._trainer_channel = grpc.aio.insecure_channel(trainer, options=channel_options(opts.rpc_retries, False))
-        self.trainer = tpb_grpc.TrainerServiceStub(self._trainer_channel)
+        self.trainer = GrpcTrainerClient(trainer, channel=self._trainer_channel)
         self.targets = {"tracer": tracer, "sampler": sampler, "trainer": trainer}
 
     @classmethod
@@ -238,35 +239,27 @@ class Services:
 
     # -- sampler ---------------------------------------------------------------------------
     async def sample_stream(
-        self, prompts: list[str], params: spb.SamplingParams, adapter: str, backend: str = ""
-    ) -> AsyncIterator[spb.Completion]:
-        request = spb.SampleRequest(
-            prompts=prompts, params=params, backend=backend or self.config.services.sampler_backend, adapter=adapter
-        )
+        self, prompts: list[str], params: SamplingParams, adapter: str, backend: str = ""
+    ) -> AsyncIterator[Completion]:
         with self.clock.call():
-            async for reply in self.sampler.SampleStream(spb.SampleStreamRequest(request=request)):
-                yield reply.completion
+            async for completion in self.sampler.stream(
+                prompts, params, adapter, backend or self.config.services.sampler_backend
+            ):
+                yield completion
 
-    async def activate(self, adapter: str, path: str, canary: str = "") -> spb.ActivateAdapterResponse:
+    async def activate(self, adapter: str, path: str, canary: str = "") -> Activation:
         loading = self.config.services.adapter_loading
-        request = spb.ActivateAdapterRequest(
-            backend=self.config.services.sampler_backend,
-            adapter=adapter,
-            path=path if loading == "path" else "",
-            canary_prompt=canary,
-        )
         with self.clock.call():
-            reply: spb.ActivateAdapterResponse = await self.sampler.ActivateAdapter(request, timeout=600)
-        return reply
+            return await self.sampler.activate(
+                adapter, path if loading == "path" else "", canary, self.config.services.sampler_backend
+            )
 
     # -- trainer ---------------------------------------------------------------------------
-    async def train(self, spec: tpb.TrainingSpec) -> AsyncIterator[tpb.Job]:
-        from next_controller.train import start_or_attach
-
+    async def train(self, config: TrainingConfig) -> AsyncIterator[JobStatus]:
         with self.clock.call():
-            job_id = await start_or_attach(self.trainer, spec)
-            async for reply in self.trainer.WatchTraining(tpb.WatchTrainingRequest(job_id=job_id)):
-                yield reply.job
+            job_id = await start_or_attach(self.trainer, config)
+            async for job in self.trainer.watch(job_id):
+                yield job
 
 
 async def _start_embedded(config: RunConfig, log_dir: str) -> list[ServiceProcess]:

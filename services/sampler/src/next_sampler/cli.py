@@ -13,9 +13,9 @@ import grpc
 from next_common.cli import run_command
 from next_common.logging import configure_logging
 from next_sampler.engine import SamplerEngine
-from next_sampler.model import Completion, SamplingParams
-from next_sampler.servicer import params_from_proto
 from next_sampler.settings import SamplerSettings
+from nextapi.sampler.convert import params_from_proto
+from nextapi.sampler.types import Completion, SamplingParams
 from nextapi.sampler.v1 import sampler_service_pb2 as pb
 from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 

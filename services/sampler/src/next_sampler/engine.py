@@ -12,8 +12,9 @@ from next_common.plugins.manager import Registry, collect
 from next_sampler import metrics
 from next_sampler.backends import BUILTIN_BACKEND_PLUGINS
 from next_sampler.backends.base import Backend
-from next_sampler.model import Activation, Completion, SampleJob, SamplingParams, expand
+from next_sampler.generation import SampleJob, expand
 from next_sampler.settings import SamplerSettings
+from nextapi.sampler.types import Activation, Completion, SamplingParams
 
 
 def backend_registry(extra_plugins: Iterable[Any] = (), load_entry_points: bool = True) -> Registry:

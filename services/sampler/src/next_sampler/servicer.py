@@ -9,36 +9,11 @@ import grpc
 
 from next_common.errors import UnavailableError
 from next_sampler.engine import SamplerEngine
-from next_sampler.model import Completion, SamplingParams
+from nextapi.sampler.convert import activation_to_proto, completion_to_proto, params_from_proto
 from nextapi.sampler.v1 import sampler_service_pb2 as pb
 from nextapi.sampler.v1 import sampler_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["SamplerService"].full_name
-DEFAULT_MAX_NEW_TOKENS = 512
-
-
-def params_from_proto(p: pb.SamplingParams) -> SamplingParams:
-    return SamplingParams(
-        n=p.n or 1,
-        temperature=p.temperature,
-        top_p=p.top_p or 1.0,
-        max_new_tokens=p.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-        stop=tuple(p.stop),
-        seed=p.seed,
-    )
-
-
-def completion_to_proto(c: Completion) -> pb.Completion:
-    return pb.Completion(
-        prompt_index=c.prompt_index,
-        sample_index=c.sample_index,
-        text=c.text,
-        prompt_tokens=c.prompt_tokens,
-        completion_tokens=c.completion_tokens,
-        finish_reason=c.finish_reason,
-        adapter=c.adapter,
-        seed=c.seed,
-    )
 
 
 class SamplerServicer(pb_grpc.SamplerServiceServicer):
@@ -73,12 +48,7 @@ class SamplerServicer(pb_grpc.SamplerServiceServicer):
         self, request: pb.ActivateAdapterRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ActivateAdapterResponse:
         result = await self.engine.activate(request.backend, request.adapter, request.path, request.canary_prompt)
-        return pb.ActivateAdapterResponse(
-            verified=result.verified,
-            base_output=result.base_output,
-            adapter_output=result.adapter_output,
-            message=result.message,
-        )
+        return activation_to_proto(result)
 
     async def ListBackends(
         self, request: pb.ListBackendsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from next_common.cli import run_command
 from next_common.logging import configure_logging
-from next_tracer.client import GrpcTracerClient, InProcessTracerClient, TracerClient
-from next_tracer.model import Limits, TraceOptions, Verdict
+from next_tracer.inprocess import InProcessTracerClient
 from next_tracer.settings import TracerSettings
+from nextapi.tracer.client import GrpcTracerClient, TracerClient
+from nextapi.tracer.types import Limits, TraceOptions, Verdict
 
 
 def _settings(args: argparse.Namespace) -> TracerSettings:

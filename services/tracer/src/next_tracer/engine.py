@@ -15,22 +15,13 @@ from next_tracer import metrics
 from next_tracer.compare import ORACLES
 from next_tracer.formats.base import CapturedTrace, RenderOptions
 from next_tracer.formats.registry import FormatRegistry
-from next_tracer.model import (
-    IoTests,
-    JobRecords,
-    Limits,
-    RunResult,
-    TestOutcome,
-    TraceEvent,
-    TraceOptions,
-    TraceResult,
-    Verdict,
-)
-from next_tracer.runtime import plain
 from next_tracer.runtime.supervisor import wall_allowance
 from next_tracer.runtime.tracing import ReprLimits, bounded_repr
+from next_tracer.sandbox.records import JobRecords
 from next_tracer.sandbox.runner import Sandbox
 from next_tracer.settings import TracerSettings
+from nextapi.tracer import plain
+from nextapi.tracer.types import IoTests, Limits, RunResult, TestOutcome, TraceEvent, TraceOptions, TraceResult, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +167,6 @@ class TracerEngine:
             return self._missing(records)
         return TestOutcome(Verdict(record["status"]), record.get("message", ""), float(record.get("duration_s", 0.0)))
 
-    @staticmethod
-    def _overall(tests: list[TestOutcome]) -> Verdict:
-        for t in tests:
-            if t.verdict is not PASSED:
-                return t.verdict
-        if tests:
-            return PASSED
-        return Verdict.FAILED  # no tests: nothing proved the program right
-
     async def run_tests(
         self,
         program: str | bytes,
@@ -302,7 +284,7 @@ class TracerEngine:
     def _finish(self, outcomes: list[TestOutcome], output: str) -> RunResult:
         for verdict, count in collections.Counter(o.verdict for o in outcomes).items():
             metrics.VERDICTS.labels(verdict.value).inc(count)
-        return RunResult(self._overall(outcomes), outcomes, output)
+        return RunResult.of(outcomes, output)
 
     async def trace(
         self,

@@ -11,10 +11,11 @@ from tqdm import tqdm
 
 from next_common.cli import run_command
 from next_common.logging import configure_logging
-from next_trainer.client import GrpcTrainerClient, InProcessTrainerClient, TrainerClient
-from next_trainer.config import load_config
-from next_trainer.jobs import JobState, JobStatus
+from next_trainer.inprocess import InProcessTrainerClient
 from next_trainer.settings import TrainerSettings
+from nextapi.trainer.client import GrpcTrainerClient, TrainerClient
+from nextapi.trainer.config import load_config
+from nextapi.trainer.types import JobState, JobStatus
 
 
 async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from next_common.errors import InvalidArgumentError
+from nextapi.trainer.types import DataReport
 
 IGNORE_INDEX = -100
 
@@ -26,20 +27,6 @@ class Example:
     prompt: str | Messages
     completion: str | Messages
     line: int
-
-
-@dataclass
-class DataReport:
-    examples: int = 0
-    kept: int = 0
-    truncated: int = 0
-    dropped: int = 0
-    tokens: int = 0
-    completion_tokens: int = 0
-    data_sha256: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _messages(value: Any, where: str) -> str | Messages:

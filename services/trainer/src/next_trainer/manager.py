@@ -29,12 +29,12 @@ from next_common.jsonlines import Tail
 from next_common.models import check_model_exists
 from next_common.paths import confine
 from next_trainer import metrics
-from next_trainer.config import TrainingConfig
-from next_trainer.data import DataReport, read_examples
+from next_trainer.data import read_examples
 from next_trainer.events import EVENTS_FILE
-from next_trainer.jobs import JobState, JobStatus, Progress
 from next_trainer.publish import is_complete_adapter
 from next_trainer.settings import TrainerSettings
+from nextapi.trainer.config import TrainingConfig
+from nextapi.trainer.types import DataReport, JobState, JobStatus, Progress
 
 log = logging.getLogger(__name__)
 

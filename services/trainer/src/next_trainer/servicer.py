@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 
-from next_trainer.convert import config_from_spec, job_to_proto
 from next_trainer.manager import JobManager
+from nextapi.trainer.convert import config_from_spec, job_to_proto
 from nextapi.trainer.v1 import trainer_service_pb2 as pb
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 

@@ -25,11 +25,11 @@ from next_common.files import sha256_file
 from next_common.models import resolve_model
 from next_common.process import die_with_parent
 from next_trainer.checkpoints import last_complete_checkpoint
-from next_trainer.config import TrainingConfig, parse_config
 from next_trainer.data import read_examples, tokenize
 from next_trainer.events import EventWriter
 from next_trainer.publish import discard, publish, staging_dir
 from next_trainer.sampling import length_grouped_trainer
+from nextapi.trainer.config import TrainingConfig, parse_config
 
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"

@@ -44,7 +44,7 @@ def next_register_sampler_backends(register: RegisterFn) -> None:
     :param register: call ``register(name, factory)``; ``factory(options)`` (a dict of the
         sampler's settings, e.g. ``{"replay_file": PATH}``) returns an object with
         ``description: str``, ``adapters() -> list[str]`` and
-        ``async generate(job, params, adapter) -> next_sampler.model.Generation``.
+        ``async generate(job, params, adapter) -> next_sampler.generation.Generation``.
 
     Called once, when the sampler builds its backends; only the backends the server is
     configured to serve are constructed.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from next_sampler.model import Generation, SampleJob, SamplingParams
+from next_sampler.generation import Generation, SampleJob
+from nextapi.sampler.types import SamplingParams
 
 
 class Backend(Protocol):

@@ -28,7 +28,8 @@ from typing import Any
 from next_common.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from next_common.models import gguf_file, hf_folder, resolve_model
 from next_sampler.backends.llamacpp_convert import adapter_gguf, model_gguf
-from next_sampler.model import Generation, SampleJob, SamplingParams
+from next_sampler.generation import Generation, SampleJob
+from nextapi.sampler.types import SamplingParams
 
 log = logging.getLogger(__name__)
 

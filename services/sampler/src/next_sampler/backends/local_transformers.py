@@ -18,7 +18,8 @@ from typing import Any
 
 from next_common.errors import InvalidArgumentError, NotFoundError
 from next_common.models import SMOLLM2, resolve_model
-from next_sampler.model import Generation, SampleJob, SamplingParams
+from next_sampler.generation import Generation, SampleJob
+from nextapi.sampler.types import SamplingParams
 
 log = logging.getLogger(__name__)
 

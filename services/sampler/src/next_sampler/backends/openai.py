@@ -14,7 +14,8 @@ from next_common.errors import InvalidArgumentError
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
 from next_sampler.backends.http import RetryingJsonClient
-from next_sampler.model import Generation, SampleJob, SamplingParams
+from next_sampler.generation import Generation, SampleJob
+from nextapi.sampler.types import SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from typing import Any
 from next_common.errors import InvalidArgumentError, NotFoundError
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
-from next_sampler.model import Generation, SampleJob, SamplingParams
+from next_sampler.generation import Generation, SampleJob
+from nextapi.sampler.types import SamplingParams
 
 
 def _key(prompt: str, adapter: str, sample_index: int) -> tuple[str, str, int]:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Protocol
 
-from next_tracer.model import TraceEvent
+from nextapi.tracer.types import TraceEvent
 
 
 @dataclass(frozen=True)

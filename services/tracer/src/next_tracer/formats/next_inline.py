@@ -7,7 +7,7 @@ from collections import defaultdict
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
 from next_tracer.formats.base import CapturedTrace, RenderOptions
-from next_tracer.model import TraceEvent
+from nextapi.tracer.types import TraceEvent
 
 
 def render_step(group: list[TraceEvent]) -> str:

@@ -31,8 +31,11 @@ if __package__:  # imported as next_tracer.runtime.harness (tests, type checking
     from next_tracer.runtime import confine, scratch, wire, zygote
     from next_tracer.runtime.jobs import run_job
     from next_tracer.runtime.program_child import run_program_child
-else:  # run as a script inside the jail, where the runtime directory is all there is
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+else:  # run as a script inside the jail, where /next holds ``runtime`` and a read-only ``nextapi``
+    # (unjailed, sandbox "none", the server names where nextapi is installed: --import-root=DIR)
+    sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + [
+        arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--import-root=")
+    ]
     from runtime import confine, scratch, wire, zygote  # type: ignore[import-not-found, no-redef]
     from runtime.jobs import run_job  # type: ignore[import-not-found, no-redef]
     from runtime.program_child import run_program_child  # type: ignore[import-not-found, no-redef]
@@ -125,7 +128,7 @@ def start() -> int:
     if jailed:
         die_with_parent()  # the server killed nsjail (deadline, shutdown): the whole jail goes
     confine.set_undumpable()
-    serving = sys.argv[1:] == ["--serve"]
+    serving = "--serve" in sys.argv[1:]
     if serving and not jailed:
         # Between jobs it kills every other process it can and wipes /tmp: only as a jail's init.
         sys.stderr.write("harness --serve runs only as PID 1 of a jail\n")

@@ -7,13 +7,15 @@ import signal
 import time
 from typing import Any
 
+from nextapi.tracer.verdicts import Verdict
+
 from .session import ProgramSession
 from .supervisor import ProgramChild
 from .tracing import ReprLimits, make_tracer
 from .wire import MESSAGE_CHARS, OUT, ChildFailure, describe
 
 
-def result_record(status: str, message: str, started: float, **extra: Any) -> dict[str, Any]:
+def result_record(status: Verdict, message: str, started: float, **extra: Any) -> dict[str, Any]:
     out = {"status": status, "message": message[:MESSAGE_CHARS], "duration_s": round(time.monotonic() - started, 6)}
     out.update(extra)
     return out
@@ -38,7 +40,7 @@ def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[st
     try:
         code = compile(source, "<test>", "exec")
     except SyntaxError as exc:
-        return result_record("ERROR", "SyntaxError in test: %s" % exc, started)
+        return result_record(Verdict.ERROR, "SyntaxError in test: %s" % exc, started)
     tracer = None
     if trace:
         cfg = job["trace"]
@@ -73,13 +75,13 @@ def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[st
             signal.setitimer(signal.ITIMER_REAL, 0)
             if tracer is not None:
                 tracer.stop()
-        return result_record("PASSED", "", started)
+        return result_record(Verdict.PASSED, "", started)
     except ChildFailure as exc:
         return result_record(exc.status, exc.message, started)
     except AssertionError as exc:
-        return result_record("FAILED", "AssertionError: %s" % exc if str(exc) else "AssertionError", started)
+        return result_record(Verdict.FAILED, "AssertionError: %s" % exc if str(exc) else "AssertionError", started)
     except BaseException as exc:
-        return result_record("ERROR", describe(exc), started)
+        return result_record(Verdict.ERROR, describe(exc), started)
     finally:
         if child is not None:
             _forward_child_events(child)
@@ -90,7 +92,7 @@ def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[st
 
 
 def _test_alarm(signum: int, frame: Any) -> None:
-    raise ChildFailure("TIMEOUT", "the test itself did not finish within its time limit")
+    raise ChildFailure(Verdict.TIMEOUT, "the test itself did not finish within its time limit")
 
 
 def _forward_child_events(child: ProgramChild) -> None:
@@ -149,17 +151,20 @@ def _emit_returned(index: int, value: bytes, started: float) -> None:
 
 def _emit_call_result(index: int, reply: dict[str, Any], started: float) -> None:
     if "memory" in reply:
-        OUT.emit({"test": index, **result_record("MEMORY_LIMIT", "memory limit exceeded (MemoryError)", started)})
+        OUT.emit({"test": index, **result_record(Verdict.MEMORY_LIMIT, "memory limit exceeded (MemoryError)", started)})
     elif "unplain" in reply:
         message = "returned a %s object; only plain builtin data can be checked" % reply["unplain"]
-        OUT.emit({"test": index, **result_record("FAILED", message, started)})
+        OUT.emit({"test": index, **result_record(Verdict.FAILED, message, started)})
     elif "exit" in reply:
         message = "the program called exit(%s) before the test finished" % reply["exit"]
-        OUT.emit({"test": index, **result_record("ERROR", message, started)})
+        OUT.emit({"test": index, **result_record(Verdict.ERROR, message, started)})
     else:
         exc_type, message = reply["raise"]
         OUT.emit(
-            {"test": index, **result_record("ERROR", "%s: %s" % (exc_type, message) if message else exc_type, started)}
+            {
+                "test": index,
+                **result_record(Verdict.ERROR, "%s: %s" % (exc_type, message) if message else exc_type, started),
+            }
         )
 
 
@@ -171,7 +176,7 @@ def run_job(job: dict[str, Any]) -> None:
         compile(job["program"], "<program>", "exec")  # each program process compiles it again
     except SyntaxError as exc:
         for index in range(len(tests)):
-            OUT.emit({"test": index, "status": "ERROR", "message": "SyntaxError: %s" % exc, "duration_s": 0.0})
+            OUT.emit({"test": index, "status": Verdict.ERROR, "message": "SyntaxError: %s" % exc, "duration_s": 0.0})
         OUT.emit({"done": True})
         return
     if job["kind"] == "calls":

@@ -14,7 +14,9 @@ import os
 import resource
 from typing import Any
 
-from . import confine, plain, scratch
+from nextapi.tracer import plain
+
+from . import confine, scratch
 from .tracing import ReprLimits, Tracer, make_tracer
 from .wire import MESSAGE_CHARS, describe, send, write_all
 

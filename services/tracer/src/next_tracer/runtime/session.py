@@ -5,7 +5,10 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from . import plain, scratch
+from nextapi.tracer import plain
+from nextapi.tracer.verdicts import Verdict
+
+from . import scratch
 from .supervisor import ProgramChild
 from .tracing import CUSTOM_REPRS, Tracer
 from .wire import ChildFailure
@@ -106,9 +109,9 @@ class ProgramSession:
         self.deadline = self.child.start_budget()
         msg = self.child.receive(self.deadline)
         if "program_error" in msg:
-            raise ChildFailure("ERROR", msg["program_error"])
+            raise ChildFailure(Verdict.ERROR, msg["program_error"])
         if "memory" in msg:
-            raise ChildFailure("MEMORY_LIMIT", "MemoryError while loading the program")
+            raise ChildFailure(Verdict.MEMORY_LIMIT, "MemoryError while loading the program")
         listing: dict[str, Any] = msg["ready"]
         return listing
 
@@ -121,7 +124,7 @@ class ProgramSession:
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         child = self.child
         if child is None:
-            raise ChildFailure("SANDBOX_ERROR", "no program process")
+            raise ChildFailure(Verdict.SANDBOX_ERROR, "no program process")
         enc_args = [self._encode_arg(a) for a in args]
         enc_kwargs = {k: self._encode_arg(v) for k, v in kwargs.items()}
         step = self.tracer.step if self.tracer is not None else 0
@@ -143,13 +146,13 @@ class ProgramSession:
             return plain.decode(reply["ok"])
         if "memory" in reply:
             child.kill()
-            raise ChildFailure("MEMORY_LIMIT", "memory limit exceeded (MemoryError)")
+            raise ChildFailure(Verdict.MEMORY_LIMIT, "memory limit exceeded (MemoryError)")
         if "unplain" in reply:
             raise ProgramError(
                 "%s returned a %s object; only plain builtin data can be checked" % (name, reply["unplain"])
             )
         if "exit" in reply:
-            raise ChildFailure("ERROR", "the program called exit(%s) before the test finished" % reply["exit"])
+            raise ChildFailure(Verdict.ERROR, "the program called exit(%s) before the test finished" % reply["exit"])
         exc_type, message = reply["raise"]
         raise program_exception(str(exc_type)[:100])(str(message))
 

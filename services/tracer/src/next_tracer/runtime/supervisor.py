@@ -10,6 +10,8 @@ import signal
 import time
 from typing import Any
 
+from nextapi.tracer.verdicts import Verdict
+
 from . import zygote
 from .wire import OUT, ChildFailure, send
 
@@ -50,7 +52,7 @@ class ProgramChild:
         except OSError as exc:
             for fd in (cmd_r, cmd_w, res_r, res_w, out_r, out_w):
                 os.close(fd)
-            raise ChildFailure("SANDBOX_ERROR", "cannot start a program process: %s" % exc) from None
+            raise ChildFailure(Verdict.SANDBOX_ERROR, "cannot start a program process: %s" % exc) from None
         for fd in (cmd_r, res_w, out_w):
             os.close(fd)
         self.pid = pid
@@ -102,18 +104,18 @@ class ProgramChild:
             if self.partial_len > self.limits["output_bytes"] + EVENTS_ALLOWANCE:
                 self.kill()
                 raise ChildFailure(
-                    "OUTPUT_LIMIT", "the program returned more than %d bytes" % self.limits["output_bytes"]
+                    Verdict.OUTPUT_LIMIT, "the program returned more than %d bytes" % self.limits["output_bytes"]
                 )
             OUT.flush()  # results buffered while the child's replies kept coming
             now = time.monotonic()
             if now >= deadline:
                 self.kill()
                 allowance = wall_allowance(self.limits["timeout_s"])
-                raise ChildFailure("TIMEOUT", "timed out: no answer within %.3gs of wall-clock time" % allowance)
+                raise ChildFailure(Verdict.TIMEOUT, "timed out: no answer within %.3gs of wall-clock time" % allowance)
             if now >= self.cpu_check_from:
                 if self.cpu() - self.cpu_mark > self.limits["timeout_s"]:
                     self.kill()
-                    raise ChildFailure("TIMEOUT", "timed out after %.3gs of CPU time" % self.limits["timeout_s"])
+                    raise ChildFailure(Verdict.TIMEOUT, "timed out after %.3gs of CPU time" % self.limits["timeout_s"])
                 wait = min(deadline - now, CPU_POLL_S)
             else:
                 wait = min(deadline, self.cpu_check_from) - now
@@ -127,7 +129,7 @@ class ProgramChild:
                     if self.output_total > self.limits["output_bytes"]:
                         self.kill()
                         raise ChildFailure(
-                            "OUTPUT_LIMIT", "wrote more than %d bytes of output" % self.limits["output_bytes"]
+                            Verdict.OUTPUT_LIMIT, "wrote more than %d bytes of output" % self.limits["output_bytes"]
                         )
             if self.res_fd in ready:
                 chunk = os.read(self.res_fd, 1 << 20)
@@ -159,11 +161,13 @@ class ProgramChild:
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu - self.cpu_mark > self.limits["timeout_s"]):
-                return ChildFailure("TIMEOUT", "CPU time limit exceeded")
+                return ChildFailure(Verdict.TIMEOUT, "CPU time limit exceeded")
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            return ChildFailure("CRASHED", "killed by signal %s" % name)
+            return ChildFailure(Verdict.CRASHED, "killed by signal %s" % name)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return ChildFailure("ERROR", "the program ended its process (exit status %d) before the test finished" % code)
+        return ChildFailure(
+            Verdict.ERROR, "the program ended its process (exit status %d) before the test finished" % code
+        )
 
     def kill(self) -> None:
         """Kill the program process's whole group; the zygote reaps it without being waited for."""

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from nextapi.tracer.verdicts import Verdict
+
 MESSAGE_CHARS = 500
 
 
@@ -16,7 +18,7 @@ class ChildFailure(BaseException):
     A BaseException, so test code's ``except Exception`` cannot swallow it.
     """
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: Verdict, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

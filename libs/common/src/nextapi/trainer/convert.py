@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from next_trainer.config import TrainingConfig, parse_config
-from next_trainer.data import DataReport
-from next_trainer.jobs import JobState, JobStatus, Progress
+from nextapi.trainer.config import TrainingConfig, parse_config
+from nextapi.trainer.types import DataReport, JobState, JobStatus, Progress
 from nextapi.trainer.v1 import trainer_service_pb2 as pb
 
 _STATES = {

@@ -1,13 +1,12 @@
-"""Domain types of a training job (no gRPC here)."""
+"""Domain types of a training job (no gRPC here; ``convert`` maps them)."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from next_trainer.config import TrainingConfig
-from next_trainer.data import DataReport
+from nextapi.trainer.config import TrainingConfig
 
 
 class JobState(enum.Enum):
@@ -20,6 +19,22 @@ class JobState(enum.Enum):
     @property
     def ended(self) -> bool:
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass
+class DataReport:
+    """What tokenizing the training data kept, truncated and dropped."""
+
+    examples: int = 0
+    kept: int = 0
+    truncated: int = 0
+    dropped: int = 0
+    tokens: int = 0
+    completion_tokens: int = 0
+    data_sha256: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

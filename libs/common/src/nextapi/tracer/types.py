@@ -1,21 +1,23 @@
-"""Domain types of the tracer (no gRPC here)."""
+"""The tracer's domain types: what clients send and get back (no gRPC here; ``convert`` maps them)."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from nextapi.tracer.verdicts import Verdict, overall
 
-class Verdict(enum.StrEnum):
-    PASSED = "PASSED"
-    FAILED = "FAILED"
-    ERROR = "ERROR"
-    TIMEOUT = "TIMEOUT"
-    MEMORY_LIMIT = "MEMORY_LIMIT"
-    OUTPUT_LIMIT = "OUTPUT_LIMIT"
-    CRASHED = "CRASHED"
-    SANDBOX_ERROR = "SANDBOX_ERROR"
+__all__ = [
+    "IoTests",
+    "Limits",
+    "RunResult",
+    "TestOutcome",
+    "TraceEvent",
+    "TraceOptions",
+    "TraceResult",
+    "Verdict",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class RunResult:
     verdict: Verdict
     tests: list[TestOutcome]
     output: str = ""
+
+    @classmethod
+    def of(cls, tests: Sequence[TestOutcome], output: str = "") -> RunResult:
+        """The one place a run's verdict is derived from its tests' (``verdicts.overall``)."""
+        return cls(overall(t.verdict for t in tests), list(tests), output)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,20 +121,3 @@ class TraceOptions:
     max_items: int = 20
     max_states_per_line: int = 3
     backend: str = "auto"  # "auto": sys.monitoring on 3.12+, sys.settrace before; or force one
-
-
-@dataclass
-class JobRecords:
-    """What one sandboxed execution reported, before verdicts are decided."""
-
-    tests: dict[int, dict[str, Any]] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    output: str = ""
-    done: bool = False
-    failure: str = ""
-    limit_hit: str = ""  # a limit of the whole execution that the program reached: "TIMEOUT" | "OUTPUT_LIMIT"
-
-    @property
-    def broken(self) -> bool:
-        """The sandbox failed (no verdict for some test and no limit explains it): worth a retry."""
-        return not self.done and not self.limit_hit

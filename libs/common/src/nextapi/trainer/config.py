@@ -1,4 +1,5 @@
-"""A training job's settings: one typed, validated object shared by the CLI, the server and the worker."""
+"""A training job's settings: one typed, validated object shared by the CLI, the server, the worker,
+the client and the controller (a run file's ``training`` section is a ``TrainingRecipe``)."""
 
 from __future__ import annotations
 
@@ -40,19 +41,19 @@ class OptimConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
 
 
-class TrainingConfig(_Strict):
-    base_model: str = Field(min_length=1, description="Hub id, local folder, or smollm2-135m-instruct.")
-    data_path: str = Field(min_length=1, description='JSONL of {"prompt": ..., "completion": ...}.')
-    output_dir: str = Field(min_length=1, description="Where the adapter is published; must not exist yet.")
+class TrainingRecipe(_Strict):
+    """How to train: everything but what to train on and where the adapter goes."""
+
     seed: int = Field(0, ge=0)
-    warm_start_adapter: str = ""
     lora: LoraConfig = LoraConfig()
     optim: OptimConfig = OptimConfig()
     max_length: int = Field(2048, ge=8)
     overlong: Literal["drop", "truncate"] = "drop"
     batching: Literal["group_by_length", "random", "sequential"] = "group_by_length"
     gradient_checkpointing: bool = False
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 on GPUs that have it and on CPUs with AMX/AVX512-BF16, else fp32."
+    )
     save_steps: int = Field(50, ge=1, description="Checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(2, ge=1)
     logging_steps: int = Field(1, ge=1)
@@ -60,6 +61,15 @@ class TrainingConfig(_Strict):
     processes: int = Field(1, ge=1, description="Data-parallel processes (torchrun) on this node.")
     fsdp: bool = False
     tensorboard: bool = True
+
+
+class TrainingConfig(TrainingRecipe):
+    """One training job: a recipe plus the model, the data and the output."""
+
+    base_model: str = Field(min_length=1, description="Hub id, local folder, .gguf file or a packaged model name.")
+    data_path: str = Field(min_length=1, description='JSONL of {"prompt": ..., "completion": ...}.')
+    output_dir: str = Field(min_length=1, description="Where the adapter is published; must not exist yet.")
+    warm_start_adapter: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
