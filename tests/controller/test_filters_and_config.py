@@ -9,6 +9,7 @@ import pytest
 from next_common.errors import InvalidArgumentError, UnavailableError
 from next_controller.config import load_run_config, parse_run_config
 from next_controller.filters import Sample, apply_filters, filter_registry, tampering, trace_values
+from next_controller.runner import Run
 
 GOOD = "def f(x):\n    return x + 1\n"
 
@@ -82,6 +83,17 @@ def test_configs_are_checked_before_anything_runs(tmp_path: Path) -> None:
     assert config.rounds == 3 and config.sampling.temperature == 0.5 and config.filters.names == ["passes-all-tests"]
     with pytest.raises(InvalidArgumentError, match="--set expects KEY=VALUE"):
         load_run_config(path, ["rounds"])
+    with pytest.raises(InvalidArgumentError, match=r"sampling\.stop\.0: String should have at least 1 character"):
+        parse_run_config({**base, "sampling": {"stop": [""]}})
+
+
+def test_the_run_s_stop_strings_reach_every_sampling_request(tmp_path: Path) -> None:
+    config = parse_run_config(
+        {"run_dir": str(tmp_path / "r"), "data": {"train": "t", "dev": "d"}, "sampling": {"stop": ["\n```\n"]}}
+    )
+    run = Run(config, services=None, tokenizer=None)  # type: ignore[arg-type]  # params() needs neither
+    assert run.params(4, 0.8, 1).stop == ("\n```\n",)
+    assert run.params(1, 0.0, 0).stop == ("\n```\n",)  # greedy evaluation too
 
 
 async def test_an_unreachable_service_is_named_with_its_address(tmp_path: Path) -> None:

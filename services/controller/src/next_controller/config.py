@@ -7,7 +7,7 @@ impossible value is an error that names the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +64,11 @@ class SamplingConfig(_Strict):
     temperature: float = Field(0.8, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(768, ge=1)
+    stop: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description='Strings that end a sample (not included in it), e.g. ["\\n```\\n"]: the prompt asks for one '
+        "python block after the rationale, so what follows its closing fence is never graded.",
+    )
     seed: int = Field(0, ge=0)
     shots: Literal[0, 3] = Field(0, description="3-shot exemplars for the base model's samples (round 0, hard).")
     trace_format: str = "next-inline"

@@ -222,7 +222,14 @@ class Run:
 
     def params(self, n: int, temperature: float, seed: int) -> SamplingParams:
         s = self.config.sampling
-        return SamplingParams(n=n, temperature=temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed)
+        return SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=s.top_p,
+            max_new_tokens=s.max_new_tokens,
+            seed=seed,
+            stop=tuple(s.stop),
+        )
 
     # -- sampling with verification as samples arrive --------------------------------------------
     async def sample_and_grade(
