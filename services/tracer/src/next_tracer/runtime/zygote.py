@@ -23,6 +23,10 @@ REAP = b"R"
 FORGET = b"F"  # the job process killed it and needs no status: reap it whenever it is gone
 EXIT_GRACE_S = 0.5  # a program process that closed its pipes gets this long to exit by itself
 _FDS_PER_SPAWN = 3
+# fork() fails with EAGAIN when the jail user's process budget (RLIMIT_NPROC counts every process
+# of that uid on the host) is held by orphans still being reaped or by other jails: retry briefly,
+# reaping between tries, then report the failure instead of dying (which would end the jail).
+SPAWN_RETRY_S = 2.0
 
 
 class Zygote:
@@ -66,7 +70,18 @@ class Zygote:
         return self._watch_code()
 
     def _spawn(self, fds: list[int]) -> int:
-        pid = os.fork()
+        deadline = time.monotonic() + SPAWN_RETRY_S
+        while True:
+            try:
+                pid = os.fork()
+                break
+            except OSError:
+                self._collect()
+                if time.monotonic() >= deadline:
+                    for fd in fds:
+                        os.close(fd)
+                    return -1  # the job side records SANDBOX_ERROR: an infrastructure failure
+                time.sleep(0.01)
         if pid == 0:
             code = 0
             try:
