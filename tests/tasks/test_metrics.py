@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, pass_at_k, scores
+from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, paired_difference, pass_at_k, scores
 
 
 @pytest.mark.parametrize(
@@ -36,6 +36,28 @@ def test_mean_and_interval() -> None:
     assert est.value == pytest.approx(0.5) and est.tasks == 4
     assert 0.0 <= est.low < 0.5 < est.high <= 1.0
     assert set(scores(counts)) == {1, 5, 10}  # 25 needs 25 samples per task
+
+
+def test_a_paired_difference_is_tighter_than_two_separate_intervals() -> None:
+    # Half the tasks are easy for both models, half hard for both; the second model fixes one
+    # more sample out of 8 on every task. Unpaired, the easy/hard spread swamps the change.
+    before = {"t%d" % i: (8, 6 if i % 2 else 0) for i in range(40)}
+    after = {t: (n, c + 1) for t, (n, c) in before.items()}
+    change = paired_difference(before, after, bootstrap=2000)
+    assert change.value == pytest.approx(0.125) and change.low == change.high == pytest.approx(0.125)
+    a, b = mean_pass_at_k(before, 1), mean_pass_at_k(after, 1)
+    assert a.high > b.low  # the two intervals overlap, the paired one excludes 0
+    mixed = {t: (n, c + (1 if i % 4 else -1 if c else 0)) for i, (t, (n, c)) in enumerate(before.items())}
+    est = paired_difference(before, mixed, bootstrap=2000)
+    assert est.low < est.value < est.high and est.tasks == 40
+    assert paired_difference(before, before).value == 0.0
+
+
+def test_a_paired_difference_needs_the_same_tasks() -> None:
+    with pytest.raises(ValueError, match=r"same tasks on both sides; 1 differ, e\.g\. c"):
+        paired_difference({"a": (4, 1), "c": (4, 0)}, {"a": (4, 2)})
+    with pytest.raises(ValueError, match="no tasks"):
+        paired_difference({}, {})
 
 
 def test_greedy() -> None:

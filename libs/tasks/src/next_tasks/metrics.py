@@ -34,13 +34,42 @@ def mean_pass_at_k(
     per_task = [pass_at_k(n, c, k) for n, c in counts.values()]
     if not per_task:
         raise ValueError("no tasks to score")
-    value = sum(per_task) / len(per_task)
+    return _bootstrap_mean(per_task, bootstrap, confidence, seed)
+
+
+def paired_difference(
+    before: Mapping[str, tuple[int, int]],
+    after: Mapping[str, tuple[int, int]],
+    k: int = 1,
+    bootstrap: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Mean over tasks of pass@k(after) - pass@k(before), with a paired bootstrap interval over tasks.
+
+    Pairing by task removes the spread between easy and hard tasks, which both models share:
+    the interval is that of the change, not of two independent means.
+    """
+    if set(before) != set(after):
+        only = sorted(set(before) ^ set(after))
+        raise ValueError(
+            "paired comparison needs the same tasks on both sides; %d differ, e.g. %s" % (len(only), only[0])
+        )
+    if not before:
+        raise ValueError("no tasks to score")
+    deltas = [pass_at_k(*after[t], k) - pass_at_k(*before[t], k) for t in sorted(before)]
+    return _bootstrap_mean(deltas, bootstrap, confidence, seed)
+
+
+def _bootstrap_mean(values: Sequence[float], bootstrap: int, confidence: float, seed: int) -> Estimate:
+    """The mean of ``values`` with a percentile bootstrap interval (resampling the values)."""
+    value = sum(values) / len(values)
     rng = random.Random(seed)
-    means = sorted(sum(rng.choices(per_task, k=len(per_task))) / len(per_task) for _ in range(bootstrap))
+    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(bootstrap))
     tail = (1.0 - confidence) / 2
     low = means[int(tail * (bootstrap - 1))] if bootstrap else value
     high = means[int((1 - tail) * (bootstrap - 1))] if bootstrap else value
-    return Estimate(value, low, high, len(per_task))
+    return Estimate(value, low, high, len(values))
 
 
 def greedy_pass_at_1(results: Mapping[str, bool]) -> float:

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from next_controller.rundir import read_json, read_jsonl, write_atomic
+from next_controller.comparison import compare, dev_tally
+from next_controller.rundir import read_json, read_jsonl, write_atomic, write_json
 
 PLOTS = ("pass_at_k.png", "filter_drops.png")
 
@@ -68,7 +69,75 @@ def markdown(summary: dict[str, Any]) -> str:
         " its CPU time, which mostly overlaps the services' work)."
         % (summary["metric"], summary["best"], summary["value"], share, cpu_share),
     ]
-    return "\n".join(lines + timing + tail) + "\n"
+    return "\n".join(lines + _comparison_lines(summary) + timing + tail) + "\n"
+
+
+def _comparison_lines(summary: dict[str, Any]) -> list[str]:
+    header, body = _comparison_table(summary)
+    if not body:
+        return []
+    return [
+        "",
+        "pass@1 with 95% bootstrap intervals over tasks; the change is paired by task against the base model.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
+
+
+def _comparison_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["set", "prompt", "model", "pass@1 [95% CI]", "change vs base [95% CI]", "tasks"]
+    body = []
+    for c in summary.get("comparisons", []):
+        p, d = c["pass_at_1"], c["change"]
+        change = (
+            ""
+            if d is None
+            else "%+.3f [%+.3f, %+.3f]%s" % (d["value"], d["low"], d["high"], " *" if c["significant"] else "")
+        )
+        prompt = "with trace" if c["tag"] == "trace" else "without trace"
+        body.append(
+            [
+                c["set_name"],
+                prompt,
+                c["model"],
+                "%.3f [%.3f, %.3f]" % (p["value"], p["low"], p["high"]),
+                change,
+                str(p["tasks"]),
+            ]
+        )
+    return header, body
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One line: the best model against the base on dev, with the paired interval (or why there is none)."""
+    tag = summary["metric"].partition("/")[2] or "trace"
+    rows = {c["model"]: c for c in summary.get("comparisons", []) if c["set_name"] == "dev" and c["tag"] == tag}
+    base, best = rows.get("base"), rows.get(summary["best"])
+    if base is None:
+        return "no dev evaluation log to compare"
+    before = base["pass_at_1"]
+    if best is None or best["change"] is None:
+        return "dev pass@1 (%s): base %.3f [%.3f, %.3f]; no trained round beat it" % (
+            tag,
+            before["value"],
+            before["low"],
+            before["high"],
+        )
+    after, d = best["pass_at_1"], best["change"]
+    verdict = "significant at 95%" if best["significant"] else "not significant at 95%"
+    return "dev pass@1 (%s): base %.3f -> %s %.3f, change %+.3f [95%% CI %+.3f, %+.3f], %s (%d tasks)" % (
+        tag,
+        before["value"],
+        summary["best"],
+        after["value"],
+        d["value"],
+        d["low"],
+        d["high"],
+        verdict,
+        d["tasks"],
+    )
 
 
 def _plots(root: Path, summary: dict[str, Any]) -> list[Path]:
@@ -80,10 +149,21 @@ def _plots(root: Path, summary: dict[str, Any]) -> list[Path]:
     rows = summary["rounds"]
     models = [r["model"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
+    intervals = {
+        (c["model"], c["tag"]): c["pass_at_1"] for c in summary.get("comparisons", []) if c["set_name"] == "dev"
+    }
     for metric in sorted(
         {m for r in rows for m in r["eval"].get("dev", {}) if m.startswith("pass@")}, key=_metric_order
     ):
-        ax.plot(models, [r["eval"].get("dev", {}).get(metric, float("nan")) for r in rows], marker="o", label=metric)
+        values = [r["eval"].get("dev", {}).get(metric, float("nan")) for r in rows]
+        tag = metric.partition("/")[2]
+        cis = [intervals[(m, tag)] for m in models if (m, tag) in intervals]
+        if metric.startswith("pass@1/") and len(cis) == len(models):
+            pairs = list(zip(values, cis, strict=True))
+            errors = [[v - ci["low"] for v, ci in pairs], [ci["high"] - v for v, ci in pairs]]
+            ax.errorbar(models, values, yerr=errors, marker="o", capsize=4, label=metric + " (95% CI)")
+        else:
+            ax.plot(models, values, marker="o", label=metric)
     ax.set_title("dev pass@k by round, with and without traces")
     ax.set_ylabel("pass@k")
     ax.set_ylim(0, 1)
@@ -139,6 +219,13 @@ def html_report(summary: dict[str, Any], examples: list[dict[str, Any]]) -> str:
         "".join("<th>%s</th>" % esc(h) for h in header),
         "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % esc(c) for c in row) for row in body),
     )
+    cheader, cbody = _comparison_table(summary)
+    if cbody:
+        table += "<h2>Change against the base model</h2><p>%s</p><table><tr>%s</tr>%s</table>" % (
+            esc(headline(summary)),
+            "".join("<th>%s</th>" % esc(h) for h in cheader),
+            "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % esc(c) for c in row) for row in cbody),
+        )
     cards = []
     for ex in examples:
         verdict = "PASSED" if ex["passed"] else "FAILED: %s" % ex.get("why", "")
@@ -196,10 +283,20 @@ def _tensorboard(root: Path, summary: dict[str, Any]) -> Path:
     return folder
 
 
+def load_summary(root: Path) -> dict[str, Any]:
+    """A run's summary.json, with the paired comparisons computed if it predates them."""
+    summary: dict[str, Any] = read_json(root / "summary.json")
+    if "comparisons" not in summary:
+        summary["comparisons"] = [c.to_json() for c in compare(root, [r["model"] for r in summary["rounds"]])]
+    return summary
+
+
 async def write_report(root: Path) -> tuple[list[Path], dict[str, Any]]:
-    summary = read_json(root / "summary.json")
+    summary = load_summary(root)
+    models = [r["model"] for r in summary["rounds"]]
     folder = root / "report"
     folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "dev-tally.json", dev_tally(root, models))
     traces_path = root / "prepare" / "traces.json"
     traces = json.loads(traces_path.read_text()) if traces_path.exists() else {}
     md = folder / "report.md"
@@ -208,4 +305,4 @@ async def write_report(root: Path) -> tuple[list[Path], dict[str, Any]]:
     page = folder / "report.html"
     write_atomic(page, html_report(summary, _examples(root, traces)))
     _tensorboard(root, summary)
-    return [md, page, *plots], {"report": str(page)}
+    return [md, page, *plots, folder / "dev-tally.json"], {"report": str(page), "headline": headline(summary)}
