@@ -3,6 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# The Node example client's packages (tests/examples/test_clients.py): installed here, because
+# the suite runs inside the safety net, which has no network. Again when the lock file changed.
+node_client=examples/clients/node
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+  && [[ ! $node_client/node_modules/.package-lock.json -nt $node_client/package-lock.json ]]; then
+  (cd $node_client && npm ci --silent --no-audit --no-fund) \
+    || echo "warning: npm ci failed in $node_client: the Node client test will fail" >&2
+fi
 VENV=.venv scripts/gen-protos.sh --check
 if [[ -x .tools/node_modules/.bin/buf ]]; then
   .tools/node_modules/.bin/buf lint
