@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -159,9 +160,18 @@ def test_a_round_whose_filters_keep_nothing_is_reported_not_trained(tmp_path: Pa
     config = make_run(tmp_path, tiny_model, rounds=1)
     overrides = ["--set", "filters.names=[rationale-cites-trace]", "--set", "filters.on_empty=stop"]
     overrides += ["--set", "hard_problems.enabled=false"]
-    done = subprocess.run(_next("run", str(config), "--quiet", *overrides), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2
-    assert "round-1: the filters kept no sample; stopping (filters.on_empty)" in done.stderr
+    done = subprocess.run(_next("run", str(config), *overrides), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]  # it ran and did not pass; a bad config would be 2
+    assert "run failed: round-1: the filters kept no sample; stopping (filters.on_empty)" in done.stderr
+    # stderr is no terminal: plain timestamped lines for each stage and each bar, no carriage returns
+    assert "\r" not in done.stderr
+    lines = [line.split(" ", 2)[2] for line in done.stderr.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert "stage prepare: started" in lines and "round-1: started, 16 samples" in lines
+    assert any(re.fullmatch(r"round-1: done in [\d.]+s, 16/16 samples \(100%\)", line) for line in lines), lines
+    assert any(
+        re.match(r"stage round-1/sample: done in [\d.]+s \(services [\d.]+s\): samples=16, ", ln) for ln in lines
+    )
+    assert any(line.startswith("stage round-1/filter: done") and "kept=0" in line for line in lines), lines
     run = tmp_path / "run"
     assert json.loads((run / "round-1" / "filters.json").read_text())["drops"] == {"rationale-cites-trace": 16}
     assert not (run / "round-1" / "adapter").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ async def build_demo(
     seed: int = 0,
     concurrency: int = 8,
     problems: list[dict[str, Any]] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[list[TaskRecord], DemoReport]:
     problems = problems if problems is not None else humaneval_problems()
     report = DemoReport(problems=len(problems))
@@ -95,6 +97,8 @@ async def build_demo(
                     )
         if not kept:
             report.dropped.setdefault("no failing mutant", []).append(problem["task_id"])
+        if progress is not None:
+            progress(problem["task_id"])
         return kept
 
     results = await asyncio.gather(*(one(p) for p in problems))

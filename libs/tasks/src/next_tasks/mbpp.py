@@ -222,11 +222,15 @@ async def build_mbpp_r(
                         },
                     )
                 )
-            if progress is not None:
-                progress(problem.task_id)
             return kept
 
-    results = await asyncio.gather(*(one(p) for p in problems))
+    async def counted(problem: MbppProblem) -> list[TaskRecord]:
+        kept = await one(problem)
+        if progress is not None:  # every problem, dropped ones too, so a bar reaches its total
+            progress(problem.task_id)
+        return kept
+
+    results = await asyncio.gather(*(counted(p) for p in problems))
     splits: dict[str, list[TaskRecord]] = {"train": [], "dev": []}
     for problem, kept in zip(problems, results, strict=True):
         splits[problem.split].extend(kept)

@@ -1,4 +1,9 @@
-"""``next``: the user-facing command. ``next data ...`` builds and inspects repair-task files."""
+"""``next``: the user-facing command. ``next data ...`` builds and inspects repair-task files.
+
+``run`` and ``demo`` exit 1 when a stage ran and failed (training failed, no sample kept, the
+adapter not verified); inspecting commands (``status``, ``report``, ``data stats``/``show``) exit
+0 when they could report, whatever they report; 2 is a usage or input error.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from next_common.cli import run_command
+from next_common.cli import EXIT_FAILED, add_common_options, run_command, setup_logging
 from next_common.errors import InvalidArgumentError
-from next_common.logging import configure_logging
-from next_tasks.demo import build_demo
+from next_common.progress import Progress
+from next_tasks.demo import build_demo, humaneval_problems
 from next_tasks.hefix import build_hefix_plus, summarize
 from next_tasks.mbpp import bug_sources, build_mbpp_r, dump_report, load_mbpp
 from next_tasks.prompts import PromptOptions, first_failing_trace, render_messages, render_text
@@ -51,10 +56,16 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
             print("%-16s %s" % (key, value))
 
 
+def _bar(desc: str, total: int) -> Progress:
+    """A bar on a terminal, plain lines elsewhere (CI, Kubernetes Job logs); on stderr either way."""
+    return Progress(desc, total, "problem")
+
+
 async def _build_hefix_plus(args: argparse.Namespace) -> int:
     sources = load_humaneval_local(args.source) if args.source else load_humaneval_hub()
     async with _tracer(args) as tracer:
-        tasks, report = await build_hefix_plus(sources, tracer, args.concurrency)
+        with _bar("hefix-plus", len(sources.pack)) as bar:
+            tasks, report = await build_hefix_plus(sources, tracer, args.concurrency, lambda _: bar.update())
     save_tasks(args.out, tasks)
     _print(report.to_json(), args.json)
     return 0
@@ -67,9 +78,17 @@ async def _build_mbpp_r(args: argparse.Namespace) -> int:
     source = registry.get(args.bugs)({"completions": args.completions})
     problems = load_mbpp(args.source)
     async with _tracer(args) as tracer:
-        splits, report = await build_mbpp_r(
-            problems, source, tracer, args.per_problem, args.seed, args.concurrency, source_name=args.bugs
-        )
+        with _bar("mbpp-r", len(problems)) as bar:
+            splits, report = await build_mbpp_r(
+                problems,
+                source,
+                tracer,
+                args.per_problem,
+                args.seed,
+                args.concurrency,
+                source_name=args.bugs,
+                progress=lambda _: bar.update(),
+            )
     out = Path(args.out)
     for name, tasks in splits.items():
         save_tasks(out / ("%s.jsonl" % name), tasks)
@@ -79,8 +98,12 @@ async def _build_mbpp_r(args: argparse.Namespace) -> int:
 
 
 async def _build_demo(args: argparse.Namespace) -> int:
+    problems = humaneval_problems()
     async with _tracer(args) as tracer:
-        tasks, report = await build_demo(tracer, args.per_problem, args.seed, args.concurrency)
+        with _bar("demo", len(problems)) as bar:
+            tasks, report = await build_demo(
+                tracer, args.per_problem, args.seed, args.concurrency, problems, progress=lambda _: bar.update()
+            )
     save_tasks(args.out, tasks)
     _print(report.to_json(), args.json)
     return 0
@@ -113,9 +136,14 @@ async def _run(args: argparse.Namespace) -> int:
     from next_controller import app
     from next_controller.config import load_run_config
     from next_controller.report import markdown
+    from next_controller.runner import RunFailedError
 
     config = load_run_config(args.config, args.set or [])
-    summary = await app.run(config, progress=not args.quiet)
+    try:
+        summary = await app.run(config, progress=not args.quiet)
+    except RunFailedError as exc:  # it ran and failed: 1; bad config, data or services stay 2
+        print("run failed: %s" % exc, file=sys.stderr)
+        return EXIT_FAILED
     print(markdown(summary))
     print("report: %s" % (config.path / "report" / "report.html"))
     return 0
@@ -158,16 +186,19 @@ async def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.runs_root:
         overrides["runs_root"] = args.runs_root
-    settings = ControllerSettings(**overrides)
-    configure_logging(settings.log_level, settings.log_json)
-    await serve(settings)
+    await serve(ControllerSettings(**overrides))
     return 0
 
 
 async def _demo(args: argparse.Namespace) -> int:
     from next_controller.demo import run_demo
+    from next_controller.runner import RunFailedError
 
-    return await run_demo(Path(args.run_dir), args.set or [], fresh=args.fresh)
+    try:
+        return await run_demo(Path(args.run_dir), args.set or [], fresh=args.fresh)
+    except RunFailedError as exc:
+        print("run failed: %s" % exc, file=sys.stderr)
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run self-training rounds (resumes a killed run with the same command)")
     p.add_argument("config", help="YAML file describing the run")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. rounds=3")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress (bars on a terminal, plain lines elsewhere)")
     p.set_defaults(run=_run)
     p = sub.add_parser("status", help="where a run stands, stage by stage")
     p.add_argument("run_dir")
@@ -236,13 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_stats)
-    return parser
+    return add_common_options(parser, "CONTROLLER_")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.group != "serve":
-        configure_logging("WARNING")
+    setup_logging(args, "CONTROLLER_", serving=args.group == "serve")
     return run_command(args.run(args), (SourceError, TaskFormatError))
 
 

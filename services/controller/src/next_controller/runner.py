@@ -25,9 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from next_common.errors import FailedPreconditionError, InvalidArgumentError
+from next_common.progress import Progress, note
 from next_controller.config import RunConfig, dump_config
 from next_controller.filters import Sample, apply_filters, filter_registry
 from next_controller.grading import grade_completion
@@ -42,6 +41,34 @@ from nextapi.trainer.types import JobState, JobStatus
 log = logging.getLogger(__name__)
 
 StageFn = Callable[[], Awaitable[tuple[list[Path], dict[str, Any]]]]
+
+
+class RunFailedError(FailedPreconditionError):
+    """A stage ran and did not succeed: training failed, no sample kept, the adapter not verified.
+
+    ``next run`` exits 1 on it (the run ran but did not pass); errors in its input (config,
+    data, services) exit 2.
+    """
+
+
+def brief(summary: dict[str, Any], limit: int = 240) -> str:
+    """A stage summary's numbers on one line (lists by their length), for progress lines."""
+    parts: list[str] = []
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk("%s.%s" % (key, k) if key else str(k), v)
+        elif isinstance(value, list):
+            parts.append("%s=%d" % (key, len(value)))
+        elif isinstance(value, float):
+            parts.append("%s=%.4g" % (key, value))
+        elif isinstance(value, int) or (isinstance(value, str) and 0 < len(value) <= 40 and "\n" not in value):
+            parts.append("%s=%s" % (key, value))  # long texts (model outputs, paths) stay in the manifest
+
+    walk("", summary)
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -104,14 +131,17 @@ class Run:
         done = self.dir.record(name)
         if done is not None:
             self.dir.event(stage=name, kind="skipped", reason="complete in the manifest")
+            self.note("stage %s: complete, skipped" % name)
             return dict(done["summary"])
         self.dir.event(stage=name, kind="started")
         log.info("stage %s", name)
+        self.note("stage %s: started" % name)
         started, busy0, cpu0 = time.perf_counter(), self.services.clock.busy_s, time.process_time()
         try:
             outputs, summary = await body()
         except Exception as exc:
             self.dir.event(stage=name, kind="failed", error=str(exc))
+            self.note("stage %s: failed after %.1fs: %s" % (name, time.perf_counter() - started, exc))
             raise
         wall = time.perf_counter() - started
         service = self.services.clock.busy_s - busy0
@@ -125,10 +155,16 @@ class Run:
         }
         self.dir.complete(name, outputs, summary, timing)
         self.dir.event(stage=name, kind="completed", summary=summary, timing=timing)
+        self.note("stage %s: done in %.1fs (services %.1fs): %s" % (name, wall, service, brief(summary)))
         return summary
 
-    def bar(self, total: int, desc: str) -> tqdm[Any]:
-        return tqdm(total=total, desc=desc, unit="sample", disable=not self.progress, dynamic_ncols=True, leave=False)
+    def note(self, message: str) -> None:
+        if self.progress:
+            note(message)
+
+    def bar(self, total: int, desc: str) -> Progress:
+        """A bar on a terminal; off one (Kubernetes Job logs), a plain line at start, every 30 s and at the end."""
+        return Progress(desc, total, "sample", enabled=self.progress)
 
     # -- the run -----------------------------------------------------------------------------
     async def execute(self) -> dict[str, Any]:
@@ -156,7 +192,7 @@ class Run:
             if kept["kept"] == 0:
                 self.dir.event(stage=name, kind="empty", message="the filters kept no sample in %s" % name)
                 if self.config.filters.on_empty == "stop":
-                    raise FailedPreconditionError("%s: the filters kept no sample; stopping (filters.on_empty)" % name)
+                    raise RunFailedError("%s: the filters kept no sample; stopping (filters.on_empty)" % name)
                 continue  # nothing to train on: the next round samples from the same model
             await self.stage(name + "/train", partial(self._train, name, adapter))
             await self.stage(name + "/activate", partial(self._activate, name))
@@ -391,21 +427,21 @@ class Run:
         if not (out / "next_training.json").exists():  # not published yet: start, or resume from checkpoints
             job_config = training_config(self.config, self.dir.root / name / "train.jsonl", out, warm)
             last: JobStatus | None = None
-            bar = tqdm(desc="%s train" % name, unit="step", disable=not self.progress, leave=False, dynamic_ncols=True)
+            bar = Progress("%s train" % name, unit="step", enabled=self.progress)
             async for job in self.services.train(job_config):
                 last = job
-                if job.progress.total_steps and bar.total != job.progress.total_steps:
-                    bar.reset(total=job.progress.total_steps)
+                if job.progress.total_steps:
+                    bar.set_total(job.progress.total_steps)
                 if job.progress.step > bar.n:
-                    bar.update(job.progress.step - bar.n)
                     bar.set_postfix(loss="%.4f" % job.progress.loss)
+                    bar.advance_to(job.progress.step)
                     self.dir.event(
                         stage=name + "/train", kind="progress", step=job.progress.step, loss=job.progress.loss
                     )
             bar.close()
             if last is None or last.state is not JobState.SUCCEEDED:
                 reason = last.reason if last else "no job"
-                raise FailedPreconditionError("%s: training failed: %s" % (name, reason))
+                raise RunFailedError("%s: training failed: %s" % (name, reason))
         meta = read_json(out / "next_training.json")
         return [out], {"adapter": str(out), "metrics": meta["metrics"], "data": meta["data"]}
 
@@ -415,7 +451,7 @@ class Run:
         canary = read_jsonl(self.dir.root / name / "train.jsonl")[0]["prompt"]
         reply = await self.services.activate(name, str(self.dir.root / name / "adapter"), canary)
         if not reply.verified:
-            raise FailedPreconditionError("%s: the sampler did not verify the adapter: %s" % (name, reply.message))
+            raise RunFailedError("%s: the sampler did not verify the adapter: %s" % (name, reply.message))
         out = self.dir.root / name / "activation.json"
         result = {
             "adapter": name,

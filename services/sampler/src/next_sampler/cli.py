@@ -1,4 +1,8 @@
-"""``next-sampler``: sample in-process or against ``--target``, or serve."""
+"""``next-sampler``: sample in-process or against ``--target``, or serve.
+
+``sample`` has no verdict: it exits 0 with every completion, or 2 (no prompt, a bad file, an
+unknown backend, a prompt the replay file does not hold, an unreachable ``--target``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from typing import Any
 
 import grpc
 
-from next_common.cli import run_command
-from next_common.logging import configure_logging
+from next_common.cli import EXIT_OK, add_common_options, run_command, setup_logging
+from next_common.errors import InvalidArgumentError
 from next_sampler.engine import SamplerEngine
 from next_sampler.settings import SamplerSettings
 from nextapi.sampler.convert import params_from_proto
@@ -37,13 +41,19 @@ def _prompts(args: argparse.Namespace) -> list[str]:
     if args.prompts_jsonl:
         for number, line in enumerate(Path(args.prompts_jsonl).read_text(encoding="utf-8").splitlines(), start=1):
             if line.strip():
-                record = json.loads(line)
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise InvalidArgumentError(
+                        "%s:%d: not valid JSON (%s)" % (args.prompts_jsonl, number, exc)
+                    ) from None
                 prompt = record.get("prompt") if isinstance(record, dict) else record
                 if not isinstance(prompt, str):
-                    raise SystemExit('%s:%d: expected a string or {"prompt": ...}' % (args.prompts_jsonl, number))
+                    where = "%s:%d" % (args.prompts_jsonl, number)
+                    raise InvalidArgumentError('%s: expected a string or {"prompt": ...}' % where)
                 prompts.append(prompt)
     if not prompts:
-        raise SystemExit("give --prompt TEXT or --prompts-jsonl FILE")
+        raise InvalidArgumentError("give --prompt TEXT or --prompts-jsonl FILE")
     return prompts
 
 
@@ -94,15 +104,13 @@ async def _sample(args: argparse.Namespace) -> int:
     else:
         for c in completions:
             print("--- prompt %d, sample %d (%s)\n%s" % (c.prompt_index, c.sample_index, c.finish_reason, c.text))
-    return 0
+    return EXIT_OK
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from next_sampler.server import serve
 
-    settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_json)
-    await serve(settings)
+    await serve(_settings(args))
     return 0
 
 
@@ -128,13 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", action="append", help="backends to serve (repeatable)")
     p.add_argument("--replay-file")
     p.set_defaults(run=_serve)
-    return parser
+    return add_common_options(parser, "SAMPLER_")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "serve":
-        configure_logging("WARNING")
+    setup_logging(args, "SAMPLER_", serving=args.command == "serve")
     return run_command(args.run(args))
 
 

@@ -1,4 +1,8 @@
-"""``next-tracer``: run tests, trace, list formats, or serve; in-process or against ``--target``."""
+"""``next-tracer``: run tests, trace, list formats, or serve; in-process or against ``--target``.
+
+``run-tests`` and ``trace`` exit 0 when the verdict is PASSED and 1 otherwise (the output and
+``--json``'s ``verdict`` say which); 2 is a usage or input error.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from next_common.cli import run_command
-from next_common.logging import configure_logging
+from next_common.cli import EXIT_FAILED, EXIT_OK, add_common_options, run_command, setup_logging
+from next_common.errors import InvalidArgumentError
 from next_tracer.inprocess import InProcessTracerClient
 from next_tracer.settings import TracerSettings
 from nextapi.tracer.client import GrpcTracerClient, TracerClient
@@ -35,9 +39,12 @@ def _client(args: argparse.Namespace) -> TracerClient:
 def _read_tests(args: argparse.Namespace) -> list[str]:
     tests = list(args.test or [])
     if args.tests_json:
-        loaded = json.loads(Path(args.tests_json).read_text(encoding="utf-8"))
+        try:
+            loaded = json.loads(Path(args.tests_json).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InvalidArgumentError("--tests-json %s: not valid JSON (%s)" % (args.tests_json, exc)) from None
         if not isinstance(loaded, list) or not all(isinstance(t, str) for t in loaded):
-            raise SystemExit("--tests-json must hold a JSON list of test strings")
+            raise InvalidArgumentError("--tests-json must hold a JSON list of test strings")
         tests += loaded
     return tests
 
@@ -53,12 +60,16 @@ def _limits(args: argparse.Namespace) -> Limits | None:
     )
 
 
+def _exit(verdict: Verdict) -> int:
+    return EXIT_OK if verdict is Verdict.PASSED else EXIT_FAILED
+
+
 async def _run_tests(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         tests = _read_tests(args)
         if not tests:
-            raise SystemExit("give at least one --test or --tests-json")
+            raise InvalidArgumentError("give at least one --test or --tests-json")
         program = Path(args.program).read_text(encoding="utf-8")
         result = await client.run_tests(program, tests, _limits(args), entry_points=args.entry_point or ())
     finally:
@@ -69,7 +80,7 @@ async def _run_tests(args: argparse.Namespace) -> int:
         for i, t in enumerate(result.tests):
             print("test %d: %s %s" % (i, t.verdict.value, t.message))
         print("verdict: %s" % result.verdict.value)
-    return 0 if result.verdict is Verdict.PASSED else 1
+    return _exit(result.verdict)
 
 
 async def _trace(args: argparse.Namespace) -> int:
@@ -77,7 +88,7 @@ async def _trace(args: argparse.Namespace) -> int:
     try:
         tests = _read_tests(args)
         if len(tests) != 1:
-            raise SystemExit("trace takes exactly one test")
+            raise InvalidArgumentError("trace takes exactly one test")
         options = TraceOptions(format=args.format, max_states_per_line=args.max_states_per_line)
         program = Path(args.program).read_text(encoding="utf-8")
         result = await client.trace(program, tests[0], options, _limits(args), entry_points=args.entry_point or ())
@@ -87,7 +98,7 @@ async def _trace(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
     else:
         sys.stdout.write(result.rendered)
-    return 0
+    return _exit(result.test.verdict)
 
 
 async def _formats(args: argparse.Namespace) -> int:
@@ -100,9 +111,7 @@ async def _formats(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from next_tracer.server import serve
 
-    settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_json)
-    await serve(settings)
+    await serve(_settings(args))
     return 0
 
 
@@ -136,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--sandbox", choices=["nsjail", "none"])
     p.add_argument("--python")
-    return parser
+    return add_common_options(parser, "TRACER_")
 
 
 COMMANDS = {"run-tests": _run_tests, "trace": _trace, "formats": _formats, "serve": _serve}
@@ -144,8 +153,7 @@ COMMANDS = {"run-tests": _run_tests, "trace": _trace, "formats": _formats, "serv
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "serve":
-        configure_logging("WARNING")
+    setup_logging(args, "TRACER_", serving=args.command == "serve")
     return run_command(COMMANDS[args.command](args))
 
 

@@ -1,4 +1,8 @@
-"""``next-trainer``: run one training job (in-process or on a server at ``--target``), or serve."""
+"""``next-trainer``: run one training job (in-process or on a server at ``--target``), or serve.
+
+``train`` exits 0 when the job SUCCEEDED, 1 when it ran and FAILED or was CANCELLED, and 2 when
+it could not start (an invalid config, missing data or model, an unreachable ``--target``).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,8 @@ import asyncio
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
-from next_common.cli import run_command
-from next_common.logging import configure_logging
+from next_common.cli import EXIT_FAILED, EXIT_OK, add_common_options, run_command, setup_logging
+from next_common.progress import Progress
 from next_trainer.inprocess import InProcessTrainerClient
 from next_trainer.settings import TrainerSettings
 from nextapi.trainer.client import GrpcTrainerClient, TrainerClient
@@ -19,21 +21,15 @@ from nextapi.trainer.types import JobState, JobStatus
 
 
 async def _follow(client: TrainerClient, started: JobStatus) -> JobStatus:
-    bar = tqdm(desc="training", unit="step", total=None, dynamic_ncols=True)
     job = started
-    try:
+    with Progress("training", unit="step", leave=True) as bar:
         async for job in client.watch(started.job_id):
             p = job.progress
-            if p.total_steps and bar.total != p.total_steps:
-                bar.reset(total=p.total_steps)
-                bar.update(p.step)  # a resumed job starts part of the way
-            elif p.step > bar.n:
-                bar.update(p.step - bar.n)
+            if p.total_steps:
+                bar.set_total(p.total_steps)
+            bar.advance_to(p.step)  # a resumed job starts part of the way
             if p.step:
                 bar.set_postfix(loss="%.4f" % p.loss, lr="%.2e" % p.learning_rate, tok_s="%.0f" % p.tokens_per_second)
-            bar.refresh()
-    finally:
-        bar.close()
     return job
 
 
@@ -55,9 +51,9 @@ async def _train(args: argparse.Namespace) -> int:
     if job.state is JobState.SUCCEEDED:
         resumed = " (resumed from step %d)" % job.resumed_from_step if job.resumed_from_step else ""
         print("adapter: %s%s, final loss %.4f" % (job.adapter_path, resumed, job.final_loss))
-        return 0
+        return EXIT_OK
     print("job %s %s: %s" % (job.job_id, job.state.value, job.reason), file=sys.stderr)
-    return 1
+    return EXIT_FAILED
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -68,9 +64,7 @@ async def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.storage_root:
         overrides["storage_root"] = args.storage_root
-    settings = TrainerSettings(**overrides)
-    configure_logging(settings.log_level, settings.log_json)
-    await serve(settings)
+    await serve(TrainerSettings(**overrides))
     return 0
 
 
@@ -86,13 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--storage-root", help="confine data and outputs to this folder")
     p.set_defaults(run=_serve)
-    return parser
+    return add_common_options(parser, "TRAINER_")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "serve":
-        configure_logging("WARNING")
+    setup_logging(args, "TRAINER_", serving=args.command == "serve")
     return run_command(args.run(args))
 
 

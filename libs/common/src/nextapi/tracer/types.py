@@ -69,7 +69,7 @@ class RunResult:
         return {
             "verdict": self.verdict.value,
             "tests": [
-                {"status": t.verdict.value, "message": t.message, "duration_s": t.duration_s} for t in self.tests
+                {"verdict": t.verdict.value, "message": t.message, "duration_s": t.duration_s} for t in self.tests
             ],
         }
 
