@@ -175,6 +175,25 @@ def remote_run_tests(port: int, test: str) -> list[str]:
     return [sys.executable, "-m", "next_tracer", "run-tests", example, "--target", target, "--json", "--test", test]
 
 
+def _descendants(root: int) -> set[int]:
+    """Live processes under ``root`` (by parent pid), jailed ones included."""
+    parents: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(pid)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def test_serve_cli_exits_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "next_tracer", "serve", "--port", "0"],
@@ -194,10 +213,12 @@ def test_serve_cli_exits_cleanly_on_sigterm() -> None:
         )
         assert '"verdict": "PASSED"' in out.stdout, out.stderr
         # an RPC in flight when SIGTERM arrives still gets its answer
-        slow = subprocess.Popen(
-            remote_run_tests(port, "import time\ntime.sleep(1.5)"), stdout=subprocess.PIPE, text=True
-        )
-        time.sleep(0.8)
+        idle = len(_descendants(proc.pid))
+        slow = subprocess.Popen(remote_run_tests(port, "import time\ntime.sleep(2)"), stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(_descendants(proc.pid)) <= idle:  # in flight: a job and a program process run in a jail
+            assert time.monotonic() < deadline and slow.poll() is None, "the slow RPC never started"
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         assert '"verdict": "PASSED"' in slow.communicate(timeout=30)[0]
         assert proc.wait(timeout=20) == 0
