@@ -38,6 +38,7 @@ CLIENT_SIDE = [
     "next_controller.runner",
     "next_controller.services",
     "next_controller.cli",
+    "next_controller.check",
     "next_controller.server",
 ]
 

@@ -36,6 +36,14 @@ SMOLLM2 = "smollm2-135m-instruct"
 QWEN_CODER_05B = "qwen2.5-coder-0.5b-instruct"
 QWEN_CODER_15B = "qwen2.5-coder-1.5b-instruct"
 
+# what check_model_exists found a model name to be
+PACKAGED_KIND = "a packaged model, installed"
+GGUF_KIND = "a GGUF file"
+FOLDER_KIND = "a Hugging Face folder"
+HUB_CACHE_KIND = "a hub id, in the local hub cache"
+HUB_KIND = "a hub id, known to the hub"
+HUB_UNCHECKED_KIND = "a hub id, not in the local hub cache (not checked offline; the run downloads it)"
+
 
 @dataclass(frozen=True)
 class PackagedModel:
@@ -205,18 +213,26 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def check_model_exists(name: str) -> None:
-    """Fail fast, before any compute, on a model that cannot be found (offline machines included)."""
+def check_model_exists(name: str, ask_hub: bool = True) -> str:
+    """Fail fast, before any compute, on a model that cannot be found (offline machines included).
+
+    Returns what ``name`` was found to be (``PACKAGED_KIND``, ``GGUF_KIND``, ``FOLDER_KIND``,
+    ``HUB_CACHE_KIND``, ``HUB_KIND``). With ``ask_hub=False`` a hub id that is not in the local
+    cache is not looked up: ``HUB_UNCHECKED_KIND`` says that nothing could be checked offline.
+    """
     if name in PACKAGED:
         _part_paths(PACKAGED[name])
-        return
-    if _gguf_path(name) is not None:
-        return
+        return PACKAGED_KIND
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise NotFoundError("GGUF model %s: no such file" % path)
+        return GGUF_KIND
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise NotFoundError("base model folder %s has no config.json" % path)
-        return
+        return FOLDER_KIND
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise NotFoundError("base model %r: no such folder" % name)
     from huggingface_hub import try_to_load_from_cache
@@ -230,9 +246,11 @@ def check_model_exists(name: str) -> None:
             % (name, ", ".join(sorted(PACKAGED)))
         ) from None
     if isinstance(cached, str):
-        return
+        return HUB_CACHE_KIND
     if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "TRUE", "yes"):
         raise NotFoundError("base model %r is not in the local hub cache and HF_HUB_OFFLINE is set" % name)
+    if not ask_hub:
+        return HUB_UNCHECKED_KIND
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -242,3 +260,4 @@ def check_model_exists(name: str) -> None:
         raise NotFoundError("base model %r: the hub says %s" % (name, exc)) from None
     except Exception as exc:  # connection errors differ between httpx and requests-based hub versions
         raise NotFoundError("base model %r is not cached and the hub cannot be asked (%s)" % (name, exc)) from None
+    return HUB_KIND

@@ -134,11 +134,13 @@ async def _stats(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from next_controller import app
-    from next_controller.config import load_run_config
+    from next_controller.check import check_command, preflight
     from next_controller.report import markdown
     from next_controller.runner import RunFailedError
 
-    config = load_run_config(args.config, args.set or [])
+    if args.check:
+        return await check_command(args.config, args.set or [])
+    config = await preflight(args.config, args.set or [])  # the same checks; a problem refuses the run
     try:
         summary = await app.run(config, progress=not args.quiet)
     except RunFailedError as exc:  # it ran and failed: 1; bad config, data or services stay 2
@@ -146,6 +148,13 @@ async def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(markdown(summary))
     print("report: %s" % (config.path / "report" / "report.html"))
+    return 0
+
+
+async def _config_defaults(args: argparse.Namespace) -> int:
+    from next_controller.config import defaults_yaml
+
+    sys.stdout.write(defaults_yaml())
     return 0
 
 
@@ -246,7 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML file describing the run")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. rounds=3")
     p.add_argument("--quiet", action="store_true", help="no progress (bars on a terminal, plain lines elsewhere)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the config, data, filters, trace format, model and services; exit 0 if all ok, else 2",
+    )
     p.set_defaults(run=_run)
+    config_commands = sub.add_parser("config", help="run files").add_subparsers(dest="command", required=True)
+    p = config_commands.add_parser("defaults", help="print a run file with every key at its default, commented")
+    p.set_defaults(run=_config_defaults)
     p = sub.add_parser("status", help="where a run stands, stage by stage")
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true")

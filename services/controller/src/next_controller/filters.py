@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from next_common.errors import InvalidArgumentError
 from next_common.plugins import hookimpl
 from next_common.plugins.hookspecs import RegisterFn
 from next_common.plugins.manager import Registry, collect
@@ -163,6 +164,17 @@ class _Builtins:
 
 def filter_registry(extra_plugins: Iterable[Any] = (), load_entry_points: bool = True) -> Registry:
     return collect("sample filter", "next_register_sample_filters", [_Builtins()], extra_plugins, load_entry_points)
+
+
+def run_filters(names: Iterable[str], registry: Registry | None = None) -> Registry:
+    """The filter registry, once every name of a run's ``filters.names`` is known to it."""
+    registry = registry if registry is not None else filter_registry()
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise InvalidArgumentError(
+            "filters.names: unknown filter %r; available: %s" % (unknown[0], ", ".join(registry.names()))
+        )
+    return registry
 
 
 def apply_filters(

@@ -89,18 +89,25 @@ class RunDir:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def resumes(self, config_text: str) -> bool:
+        """True when the folder holds this run already, False when it holds none; another run's
+        config is an error (nothing is written: ``next run --check`` asks too)."""
+        recorded = self.root / CONFIG
+        if not recorded.exists():
+            return False
+        if recorded.read_text(encoding="utf-8") != config_text:
+            raise InvalidArgumentError(
+                "%s holds a run with another configuration (%s); use a new run_dir or the same config"
+                % (self.root, recorded)
+            )
+        return True
+
     def claim(self, config_text: str) -> bool:
         """Record the run's config, or check it matches the one recorded. True when resuming."""
         self.root.mkdir(parents=True, exist_ok=True)
-        recorded = self.root / CONFIG
-        if recorded.exists():
-            if recorded.read_text(encoding="utf-8") != config_text:
-                raise InvalidArgumentError(
-                    "%s holds a run with another configuration (%s); use a new run_dir or the same config"
-                    % (self.root, recorded)
-                )
+        if self.resumes(config_text):
             return True
-        write_atomic(recorded, config_text)
+        write_atomic(self.root / CONFIG, config_text)
         return False
 
     def _manifest(self) -> dict[str, Any]:

@@ -27,14 +27,14 @@ from typing import Any
 
 from next_common.errors import FailedPreconditionError, InvalidArgumentError
 from next_common.progress import Progress, note
-from next_controller.config import RunConfig, dump_config
-from next_controller.filters import Sample, apply_filters, filter_registry
+from next_controller.config import RunConfig, TaskSet, dump_config
+from next_controller.filters import Sample, apply_filters, run_filters
 from next_controller.grading import grade_completion
 from next_controller.rundir import AppendLog, RunDir, read_json, read_jsonl, write_json, write_jsonl
 from next_controller.services import Services
 from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, scores
 from next_tasks.prompts import PromptOptions, render_messages, to_model_input, training_example
-from next_tasks.record import TaskRecord, load_tasks
+from next_tasks.record import TaskFormatError, TaskRecord, load_tasks
 from nextapi.sampler.types import Completion, SamplingParams
 from nextapi.trainer.types import JobState, JobStatus
 
@@ -106,6 +106,18 @@ def tally(rows: list[dict[str, Any]], task_ids: list[str] | None = None) -> dict
     return counts
 
 
+def load_task_set(task_set: TaskSet) -> list[TaskRecord]:
+    """One task file of a run, validated line by line, cut to its limit; errors name the key."""
+    try:
+        tasks = load_tasks(task_set.path)
+    except TaskFormatError as exc:  # names the file and the line
+        raise InvalidArgumentError("%s: %s" % (task_set.key, exc)) from None
+    tasks = tasks[: task_set.limit] if task_set.limit else tasks
+    if not tasks:
+        raise InvalidArgumentError("%s: %s holds no tasks" % (task_set.key, task_set.path))
+    return tasks
+
+
 def proxy_input(task: TaskRecord, rationale: str, tokenizer: Any) -> str:
     return to_model_input([{"role": "user", "content": proxy_prompt(task, rationale)}], tokenizer)
 
@@ -117,12 +129,7 @@ class Run:
         self.tokenizer = tokenizer
         self.dir = RunDir(config.path.absolute())
         self.progress = progress
-        self.filters = filter_registry()
-        unknown = [n for n in config.filters.names if n not in self.filters]
-        if unknown:
-            raise InvalidArgumentError(
-                "filters.names: unknown filter %r; available: %s" % (unknown[0], ", ".join(self.filters.names()))
-            )
+        self.filters = run_filters(config.filters.names)
         self.tasks: dict[str, list[TaskRecord]] = {}
         self.traces: dict[str, str | None] = {}
 
@@ -207,16 +214,8 @@ class Run:
         return summary
 
     def _load_tasks(self) -> None:
-        data = self.config.data
-        sets = {"train": data.train, "dev": data.dev, **data.test}
-        for name, path in sets.items():
-            tasks = load_tasks(path)
-            limit = data.limit_train if name == "train" else data.limit_eval
-            self.tasks[name] = tasks[:limit] if limit else tasks
-            if not self.tasks[name]:
-                raise InvalidArgumentError(
-                    "data.%s: %s holds no tasks" % (name if name in ("train", "dev") else "test." + name, path)
-                )
+        for task_set in self.config.data.sets():
+            self.tasks[task_set.name] = load_task_set(task_set)
 
     # -- prepare: one trace per task ---------------------------------------------------------------
     async def _prepare(self) -> tuple[list[Path], dict[str, Any]]:
