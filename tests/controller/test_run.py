@@ -99,6 +99,12 @@ def test_two_rounds_end_to_end_with_every_stage_s_artefacts(tmp_path: Path, tiny
     for name in ("report.md", "report.html", "pass_at_k.png", "filter_drops.png"):
         assert (run / "report" / name).stat().st_size > 0
     assert any((run / "report" / "tensorboard").iterdir())
+    tally = json.loads((run / "report" / "dev-tally.json").read_text())
+    assert sorted(tally) == ["base", "round-1", "round-2"] and sum(n for n, _ in tally["base"].values()) == 8
+    changes = {c["model"]: c["change"] for c in summary["comparisons"] if (c["set_name"], c["tag"]) == ("dev", "trace")}
+    assert changes["base"] is None and changes["round-2"]["value"] == 0.5 and changes["round-2"]["tasks"] == 2
+    assert "change vs base [95% CI]" in (run / "report" / "report.md").read_text()
+    assert "dev pass@1 (trace): base 0.250 -> round-2 0.750, change +0.500" in done.stdout
     page = (run / "report" / "report.html").read_text()
     assert "trace the model read" in page and "# (0)" in page and "PASSED" in page
 

@@ -135,7 +135,7 @@ async def _stats(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from next_controller import app
     from next_controller.check import check_command, preflight
-    from next_controller.report import markdown
+    from next_controller.report import headline, markdown
     from next_controller.runner import RunFailedError
 
     if args.check:
@@ -147,6 +147,7 @@ async def _run(args: argparse.Namespace) -> int:
         print("run failed: %s" % exc, file=sys.stderr)
         return EXIT_FAILED
     print(markdown(summary))
+    print(headline(summary))
     print("report: %s" % (config.path / "report" / "report.html"))
     return 0
 
@@ -173,15 +174,15 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    from next_controller.report import markdown, write_report
+    from next_controller.report import headline, load_summary, markdown, write_report
 
     root = Path(args.run_dir)
     if not (root / "summary.json").exists():
         raise TaskFormatError("%s: no summary.json yet (the run has not reached its select stage)" % root)
     await write_report(root)
-    from next_controller.rundir import read_json
-
-    print(markdown(read_json(root / "summary.json")))
+    summary = load_summary(root)
+    print(markdown(summary))
+    print(headline(summary))
     print("report: %s" % (root / "report" / "report.html"))
     return 0
 

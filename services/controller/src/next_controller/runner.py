@@ -27,6 +27,7 @@ from typing import Any
 
 from next_common.errors import FailedPreconditionError, InvalidArgumentError
 from next_common.progress import Progress, note
+from next_controller.comparison import compare, tally
 from next_controller.config import RunConfig, TaskSet, dump_config
 from next_controller.filters import Sample, apply_filters, run_filters
 from next_controller.grading import grade_completion
@@ -95,15 +96,6 @@ def proxy_prompt(task: TaskRecord, rationale: str) -> str:
         "Write the whole fixed program in one ```python block.\n"
         % (task.problem.strip(), task.buggy_program, rationale.strip())
     )
-
-
-def tally(rows: list[dict[str, Any]], task_ids: list[str] | None = None) -> dict[str, tuple[int, int]]:
-    """(samples, passed) per task, for pass@k; ``task_ids`` lists tasks that count even with no rows."""
-    counts = dict.fromkeys(task_ids or [], (0, 0))
-    for r in rows:
-        n, c = counts.get(r["task_id"], (0, 0))
-        counts[r["task_id"]] = (n + 1, c + int(r["passed"]))
-    return counts
 
 
 def load_task_set(task_set: TaskSet) -> list[TaskRecord]:
@@ -549,11 +541,14 @@ class Run:
             )
         best = max(available, key=lambda r: r["eval"]["dev"][metric])  # ties: the earliest
         timings = {name: entry.get("timing", {}) for name, entry in stages.items()}
+        # the change of every model against the base, paired over tasks (the report shows them)
+        comparisons = [c.to_json() for c in compare(self.dir.root, [r["model"] for r in table])]
         summary = {
             "best": best["model"],
             "metric": metric,
             "value": best["eval"]["dev"][metric],
             "rounds": table,
+            "comparisons": comparisons,
             "timings": timings,
             "stage_order": list(timings),  # summary.json is written with sorted keys
         }
