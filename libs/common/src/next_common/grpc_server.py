@@ -1,4 +1,4 @@
-"""gRPC server wiring every service shares: health, reflection, errors, graceful stop."""
+"""gRPC server wiring every service shares: health, reflection, errors, metrics, graceful stop."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from next_common.interceptors import ExceptionToStatusInterceptor
+from next_common.metrics import RpcMetricsInterceptor, serve_metrics
 from next_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,15 @@ async def build_server(
     max_message_bytes: int = 64 * 1024 * 1024,
     serving: bool = True,
 ) -> ServiceServer:
-    """Create and start a server with our interceptor, health checking and reflection.
+    """Create and start a server with our interceptors, health checking and reflection.
+
+    The metrics interceptor comes first, so it wraps the error interceptor and counts each RPC
+    with the status the caller receives (``next_common.metrics``).
 
     With ``serving=False`` health says NOT_SERVING until ``set_serving()``: the port answers
     (probes and clients see "loading", not "connection refused") while a model loads."""
     server = grpc.aio.server(
-        interceptors=[ExceptionToStatusInterceptor()],
+        interceptors=[RpcMetricsInterceptor(), ExceptionToStatusInterceptor()],  # outermost first
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -80,7 +83,7 @@ def announce(name: str, service: ServiceServer, settings: ServiceSettings, detai
     """Start the metrics endpoint (if configured) and say where the service listens. The printed
     line ``NAME listening on port N`` is read by the controller's embedded mode to find the port."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        serve_metrics(settings.metrics_port)
     log.info("%s listening on port %d%s", name, service.port, " (%s)" % details if details else "")
     print("%s listening on port %d" % (name, service.port), flush=True)
 
