@@ -276,3 +276,107 @@ def _mebibytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(float(quantity[: -len(suffix)]) * factor)
     return int(int(quantity) / (1 << 20))
+
+
+# -- metrics: every service serves them, Prometheus may scrape them, the ServiceMonitor finds them --
+
+SERVICES = {  # workload -> its settings' environment prefix and class
+    "next-tracer": ("TRACER_", "next_tracer.settings.TracerSettings"),
+    "next-sampler": ("SAMPLER_", "next_sampler.settings.SamplerSettings"),
+    "next-trainer": ("TRAINER_", "next_trainer.settings.TrainerSettings"),
+    "next-controller": ("CONTROLLER_", "next_controller.settings.ControllerSettings"),
+}
+LABEL = "app.kubernetes.io/name"
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def container_env(docs: tuple[dict[str, Any], ...], container: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(named(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+def render_with_component(overlay: str, component: str, tmp_path: Path) -> tuple[dict[str, Any], ...]:
+    """The overlay plus an optional component, as a user's overlay on top of ours would add it."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with kustomize) is not installed")
+    namespace = "next-dev" if overlay == "dev" else "next"
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": namespace,
+                # kustomize refuses absolute paths
+                "resources": [os.path.relpath(K8S / "overlays" / overlay, tmp_path)],
+                "components": [os.path.relpath(K8S / "components" / component, tmp_path)],
+            }
+        )
+    )
+    out = subprocess.run(["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_serves_metrics_that_prometheus_may_scrape(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    docs = render(overlay)
+    for name, (prefix, settings_class) in SERVICES.items():
+        workload = named(docs, "Job" if name == "next-controller" else "Deployment", name)
+        (c,) = pod_spec(workload)["containers"]
+        # on by default: the service's own settings read the port the manifests give it
+        value = container_env(docs, c)[prefix + "METRICS_PORT"]
+        module, _, cls = settings_class.rpartition(".")
+        monkeypatch.setenv(prefix + "METRICS_PORT", value)
+        port = getattr(importlib.import_module(module), cls)().metrics_port
+        assert port > 0 and {"name": "metrics", "containerPort": port} in c["ports"], name
+        template = workload["spec"]["template"]["metadata"]
+        assert template["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }, name
+        # a Service with a port named for scraping, labelled so that a ServiceMonitor selects it alone
+        (service,) = [s for s in of_kind(docs, "Service") if s["metadata"].get("labels", {}).get(LABEL) == name]
+        assert service["spec"]["selector"].items() <= template["labels"].items(), name
+        assert {"name": "metrics", "port": port, "targetPort": "metrics"} in service["spec"]["ports"], name
+        # the network policies let the monitoring namespace in, on the metrics port only
+        policy = named(docs, "NetworkPolicy", name)["spec"]
+        assert "Ingress" in policy["policyTypes"], name
+        from_monitoring = [rule for rule in policy["ingress"] if MONITORING in rule.get("from", [])]
+        assert from_monitoring == [{"from": [MONITORING], "ports": [{"port": port}]}], name
+    tracer = named(docs, "NetworkPolicy", "next-tracer")["spec"]
+    assert tracer["egress"] == [] and len(tracer["ingress"]) == 2  # the controller's gRPC calls, and metrics
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_servicemonitor_component_finds_every_service_s_metrics(overlay: str, tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    docs = render_with_component(overlay, "servicemonitor", tmp_path)
+    monitors = of_kind(docs, "ServiceMonitor")
+    assert sorted(m["metadata"]["name"] for m in monitors) == sorted(SERVICES)
+    services = of_kind(docs, "Service")
+    for monitor in monitors:
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["namespace"] == ("next-dev" if overlay == "dev" else "next")
+        assert "namespaceSelector" not in monitor["spec"]  # its own namespace, where the Services are
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        (service,) = [s for s in services if wanted.items() <= s["metadata"].get("labels", {}).items()]
+        assert service["spec"]["selector"][LABEL] == monitor["metadata"]["name"]
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+            assert endpoint["path"] == "/metrics"
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            # A CRD of the Prometheus Operator: kubernetes-validate ships Kubernetes' own schemas
+            # only, so the assertions above check it instead. Should it ever learn the kind, this
+            # fails and the skip goes.
+            with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
