@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 INTERVAL_S = 30.0
@@ -51,9 +52,14 @@ class Progress:
         stream: IO[str] | None = None,
         interval_s: float = INTERVAL_S,
         leave: bool = False,
+        on_update: Callable[[int, int | None], None] | None = None,
     ) -> None:
+        """``on_update(n, total)`` hears every change of the count or total, shown or not (metrics)."""
         self.desc, self.total, self.unit, self.n = desc, total, unit, 0
         self.enabled = enabled
+        self._on_update = on_update
+        if on_update is not None:
+            on_update(0, total)
         self._stream = stream or sys.stderr
         self._interval_s = interval_s
         self._postfix: dict[str, Any] = {}
@@ -81,12 +87,16 @@ class Progress:
         if total == self.total:
             return
         self.total = total
+        if self._on_update is not None:
+            self._on_update(self.n, total)
         if self._bar is not None:
             self._bar.total = total
             self._bar.refresh()
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        if self._on_update is not None:
+            self._on_update(self.n, self.total)
         if self._bar is not None:
             self._bar.update(n)
         elif self.enabled and time.monotonic() - self._last_line >= self._interval_s:

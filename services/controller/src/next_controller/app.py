@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 from next_common.errors import InvalidArgumentError
+from next_common.metrics import serve_metrics
 from next_common.models import check_model_exists, resolve_model
 from next_controller.config import RunConfig
 from next_controller.runner import Run
 from next_controller.services import Services
+from next_controller.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ def load_tokenizer(base_model: str) -> Any:
 
 
 async def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
+    metrics_port = ControllerSettings().metrics_port
+    if metrics_port:  # `next run` as a Kubernetes Job; `next serve` already serves them on this port
+        serve_metrics(metrics_port)
     tokenizer = load_tokenizer(config.base_model)
     config.path.mkdir(parents=True, exist_ok=True)
     async with Services.open(config, str(config.path.absolute() / "logs")) as services:

@@ -19,6 +19,7 @@ from typing import Any
 from next_common.errors import InvalidArgumentError
 from next_common.files import atomic_write, sha256_file
 from next_common.jsonlines import append_line
+from next_controller.progress_metrics import observe
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
@@ -142,4 +143,6 @@ class RunDir:
         return dict(sorted(stages.items(), key=lambda item: item[1].get("order", 0)))
 
     def event(self, **fields: Any) -> None:
-        append_line(self.root / EVENTS, {"time": time.time(), **fields})
+        record = {"time": time.time(), **fields}
+        append_line(self.root / EVENTS, record)
+        observe(self.root, record)  # the run's progress as Prometheus gauges

@@ -31,6 +31,7 @@ from next_controller.comparison import compare, tally
 from next_controller.config import RunConfig, TaskSet, dump_config
 from next_controller.filters import Sample, apply_filters, run_filters
 from next_controller.grading import grade_completion
+from next_controller.progress_metrics import SampleCounts
 from next_controller.rundir import AppendLog, RunDir, read_json, read_jsonl, write_json, write_jsonl
 from next_controller.services import Services
 from next_tasks.metrics import greedy_pass_at_1, mean_pass_at_k, scores
@@ -163,7 +164,7 @@ class Run:
 
     def bar(self, total: int, desc: str) -> Progress:
         """A bar on a terminal; off one (Kubernetes Job logs), a plain line at start, every 30 s and at the end."""
-        return Progress(desc, total, "sample", enabled=self.progress)
+        return Progress(desc, total, "sample", enabled=self.progress, on_update=SampleCounts(self.dir.root, desc))
 
     # -- the run -----------------------------------------------------------------------------
     async def execute(self) -> dict[str, Any]:
