@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from next_common.settings import ServiceSettings
 
 
-class SamplerSettings(ServiceSettings):
+class OpenAISettings(BaseSettings):
+    """The ``openai`` backend's own settings (``SAMPLER_OPENAI_*``); ``SamplerSettings`` has them too."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMPLER_", frozen=True, extra="ignore")
+
+    openai_url: str = Field(
+        "", description="Base URL of an OpenAI-compatible server (vLLM, SGLang), e.g. http://vllm:8000."
+    )
+    openai_model: str = Field("", description="The served base model's name (what /v1/models lists).")
+    openai_flavor: Literal["vllm", "sglang"] = Field("vllm", description="Which load-adapter endpoint to call.")
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), description="Bearer token the server expects (vLLM --api-key); never logged."
+    )
+    openai_api_key_file: str = Field(
+        "", description="A file holding the key instead (a mounted Kubernetes Secret), read once at start."
+    )
+    openai_timeout_s: float = Field(600.0, gt=0, description="Seconds one HTTP attempt may take.")
+    openai_max_retries: int = Field(
+        5, ge=0, description="Retries of connection errors, timeouts, 408, 409, 429 and 5xx (Retry-After honoured)."
+    )
+    openai_max_in_flight: int = Field(64, ge=1, description="Requests this backend has in flight at once.")
+
+
+class SamplerSettings(ServiceSettings, OpenAISettings):
     model_config = SettingsConfigDict(env_prefix="SAMPLER_", frozen=True, extra="ignore")
 
     port: int = Field(50052, ge=0, le=65535)
@@ -22,10 +45,6 @@ class SamplerSettings(ServiceSettings):
     tgi_max_in_flight: int = Field(64, ge=1, description="Requests in flight per HTTP backend (TGI's cap is 128).")
     tgi_retries: int = Field(5, ge=0, description="Retries of 429/5xx/connection errors (HTTP backends).")
     tgi_backoff_s: float = Field(0.2, ge=0)
-    openai_url: str = Field("", description="Base URL of an OpenAI-compatible server (vLLM, SGLang).")
-    openai_model: str = Field("", description="The served base model's name.")
-    openai_flavor: str = Field("vllm", description="'vllm' or 'sglang': which load-adapter endpoint to call.")
-    openai_api_key: str = ""
     local_model: str = Field(
         "smollm2-135m-instruct",
         description="A packaged model (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct, "
