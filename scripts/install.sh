@@ -28,7 +28,7 @@ install_models() {
 }
 case "$target" in
   tracer)        pkgs=(libs/common services/tracer) ;;
-  sampler)       pkgs=(libs/common services/sampler) ;;
+  sampler)       pkgs=(libs/common 'services/sampler[k8s]') ;;  # k8s: TGI adapter rollouts
   sampler-local) pkgs=(libs/common 'services/sampler[local]') ;;
   # torch==2.13.0 from PyPI is the CUDA build on Linux x86-64; this machine's CPU wheel has the same pin.
   trainer)       pkgs=(libs/common services/trainer) ;;
@@ -36,7 +36,7 @@ case "$target" in
   controller)    pkgs=(libs/common libs/tasks services/controller) ;;
   dev)
     $PIP install -q -r requirements-dev.txt -e libs/common -e services/tracer -e libs/tasks -e services/trainer \
-      -e 'services/sampler[local]' -e 'services/controller[embedded]'
+      -e 'services/sampler[local,k8s]' -e 'services/controller[embedded]'
     install_models
     exit 0 ;;
   *) echo "unknown target $target" >&2; exit 2 ;;

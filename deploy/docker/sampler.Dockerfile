@@ -1,4 +1,5 @@
-# next-sampler. Target `sampler` (default): the HTTP backends (tgi, openai) and replay, no torch.
+# next-sampler. Target `sampler` (default): the HTTP backends (tgi, openai) and replay, no torch,
+# and the Kubernetes client (the tgi backend adds adapters to TGI's Deployment).
 # Target `sampler-local`: adds the in-process transformers engine (torch, SmolLM2).
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src

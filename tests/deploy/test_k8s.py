@@ -205,22 +205,55 @@ def test_gpu_overlays_serve_on_gpus_and_train_across_nodes() -> None:
         assert "SAMPLER_TGI_URL" in sampler if server == "next-tgi" else "SAMPLER_OPENAI_URL" in sampler
 
 
-def test_the_controller_may_switch_tgi_adapters_and_do_nothing_else() -> None:
+def test_the_sampler_may_roll_tgi_and_nothing_else_the_controller_gets_no_token() -> None:
     docs = render("gpu")
-    role = named(docs, "Role", "next-controller-switch-adapters")
+    role = named(docs, "Role", "next-sampler-tgi-adapters")
     assert role["rules"] == [
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "resourceNames": ["next-tgi"],
-            "verbs": ["get", "watch", "patch"],
-        }
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["next-tgi"], "verbs": ["get", "patch"]}
     ]
-    binding = named(docs, "RoleBinding", "next-controller-switch-adapters")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "next-controller", "namespace": "next"}]
+    binding = named(docs, "RoleBinding", "next-sampler-tgi-adapters")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "next-sampler", "namespace": "next"}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert [r["metadata"]["name"] for r in of_kind(docs, "Role", "RoleBinding")] == [role["metadata"]["name"]] * 2
     assert of_kind(docs, "ClusterRole", "ClusterRoleBinding") == []
-    assert not of_kind(render("gpu-vllm"), "Role")  # vLLM loads adapters at run time: no RBAC at all
-    assert pod_spec(named(render("gpu-vllm"), "Job", "next-controller"))["automountServiceAccountToken"] is False
+    sampler = named(docs, "Deployment", "next-sampler")
+    assert (
+        pod_spec(sampler)["serviceAccountName"] == "next-sampler" and pod_spec(sampler)["automountServiceAccountToken"]
+    )
+    # The Deployment it rolls is the one the Role names, and its container declares LORA_ADAPTERS.
+    config = named(docs, "ConfigMap", "next-sampler")["data"]
+    assert config["SAMPLER_TGI_DEPLOYMENT"] == "next-tgi" and "SAMPLER_TGI_NAMESPACE" not in config
+    tgi = named(docs, "Deployment", config["SAMPLER_TGI_DEPLOYMENT"])
+    (c,) = pod_spec(tgi)["containers"]
+    assert [e for e in c["env"] if e["name"] == "LORA_ADAPTERS"] == [{"name": "LORA_ADAPTERS", "value": ""}]
+    # One GPU per pod: a surge pod would wait for a second one; the deadline covers the startup probe.
+    assert tgi["spec"]["strategy"] == {"type": "Recreate"}
+    probe = c["startupProbe"]
+    assert tgi["spec"]["progressDeadlineSeconds"] >= probe["periodSeconds"] * probe["failureThreshold"]
+    # TGI loads the adapter from the path the trainer wrote: the same volume at the same place.
+    shared = [m for m in c["volumeMounts"] if m["name"] == "shared"]
+    assert shared and shared[0]["mountPath"] == "/shared"
+    run = yaml.safe_load(named(docs, "ConfigMap", "next-run")["data"]["run.yaml"])
+    assert run["services"]["adapter_loading"] == "path" and run["run_dir"].startswith("/shared/")
+    from next_sampler.settings import SamplerSettings
+
+    assert {"tgi_deployment", "tgi_namespace", "tgi_rollout_timeout_s"} <= set(SamplerSettings.model_fields)
+    # The sampler may reach the API server; the controller may not, and has no token anywhere.
+    egress = named(docs, "NetworkPolicy", "next-sampler")["spec"]["egress"]
+    assert {6443, 443} <= {p["port"] for rule in egress for p in rule.get("ports", [])}
+    controller_egress = named(docs, "NetworkPolicy", "next-controller")["spec"]["egress"]
+    assert not {443, 6443} & {p["port"] for rule in controller_egress for p in rule.get("ports", [])}
+    for overlay in OVERLAYS:
+        rendered = render(overlay)
+        assert pod_spec(named(rendered, "Job", "next-controller"))["automountServiceAccountToken"] is False
+        assert named(rendered, "ServiceAccount", "next-controller")["automountServiceAccountToken"] is False
+        if overlay != "gpu":
+            assert not of_kind(rendered, "Role", "RoleBinding")  # vLLM loads adapters at run time: no RBAC
+            assert pod_spec(named(rendered, "Deployment", "next-sampler"))["automountServiceAccountToken"] is False
 
 
 def test_run_configs_in_the_manifests_are_valid_runs() -> None:

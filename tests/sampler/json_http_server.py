@@ -1,6 +1,7 @@
 """Scaffolding for the protocol test servers: a threaded JSON-over-HTTP server on loopback.
 
-Subclasses implement ``handle(path, body) -> (status, payload)``.
+Subclasses implement ``handle(path, body) -> (status, payload)`` for POST and may implement
+``handle_get(path) -> (status, payload)`` for GET (``None``: an empty body).
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ class JsonHttpTestServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload = server.handle(self.path, body)
-                data = json.dumps(payload).encode()
+                self._answer(*server.handle(self.path, body))
+
+            def do_GET(self) -> None:
+                self._answer(*server.handle_get(self.path))
+
+            def _answer(self, status: int, payload: Any) -> None:
+                data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if payload is not None:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -48,3 +55,6 @@ class JsonHttpTestServer:
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
+
+    def handle_get(self, path: str) -> tuple[int, Any]:
+        return 404, {"error": "not found"}

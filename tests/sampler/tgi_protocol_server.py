@@ -3,7 +3,9 @@
 text-generation-inference needs a GPU and a container engine, so the tgi backend is tested
 against this small HTTP server that implements TGI's ``/generate`` request and response
 schema, its validation errors (422 with ``error``/``error_type``), and scripted 429/5xx
-answers, and records every request it receives and how many were in flight at once.
+answers, and records every request it receives and how many were in flight at once. ``/health``
+answers 200 with an empty body. With ``served`` (the adapters TGI was started with, its
+``LORA_ADAPTERS``), an ``adapter_id`` outside it gets the base model, as TGI does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from tests.sampler.json_http_server import JsonHttpTestServer
 
 
 class TgiProtocolServer(JsonHttpTestServer):
-    def __init__(self, delay_s: float = 0.0, max_new_tokens_limit: int = 1024) -> None:
+    def __init__(self, delay_s: float = 0.0, max_new_tokens_limit: int = 1024, served: set[str] | None = None) -> None:
         super().__init__()
+        self.served = served
         self.delay_s = delay_s
         self.max_new_tokens_limit = max_new_tokens_limit
         self.requests: list[dict[str, Any]] = []
@@ -42,6 +45,8 @@ class TgiProtocolServer(JsonHttpTestServer):
                 return 422, {"error": error, "error_type": "validation"}
             params = body.get("parameters", {})
             adapter = params.get("adapter_id") or "base"  # TGI falls back to the base model silently
+            if self.served is not None and adapter not in self.served:
+                adapter = "base"
             text = "%s|seed=%s|%s" % (adapter, params.get("seed"), body["inputs"][-12:])
             tokens = min(params.get("max_new_tokens", 20), 7)
             return 200, {
@@ -56,6 +61,11 @@ class TgiProtocolServer(JsonHttpTestServer):
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+    def handle_get(self, path: str) -> tuple[int, Any]:
+        if path == "/health":
+            return 200, None
+        return 404, {"error": "not found"}
 
     def validate(self, body: dict[str, Any]) -> str:
         if not isinstance(body.get("inputs"), str) or not body["inputs"]:

@@ -45,6 +45,13 @@ class SamplerSettings(ServiceSettings, OpenAISettings):
     tgi_max_in_flight: int = Field(64, ge=1, description="Requests in flight per HTTP backend (TGI's cap is 128).")
     tgi_retries: int = Field(5, ge=0, description="Retries of 429/5xx/connection errors (HTTP backends).")
     tgi_backoff_s: float = Field(0.2, ge=0)
+    tgi_deployment: str = Field(
+        "",
+        description="TGI's Kubernetes Deployment: to load an adapter the sampler adds it to LORA_ADAPTERS there and "
+        "waits for the rollout (next-sampler[k8s]; get and patch on it). Empty: only SAMPLER_TGI_ADAPTERS.",
+    )
+    tgi_namespace: str = Field("", description="The Deployment's namespace (default: the sampler pod's own).")
+    tgi_rollout_timeout_s: float = Field(1800.0, gt=0, description="How long a rollout of TGI may take.")
     local_model: str = Field(
         "smollm2-135m-instruct",
         description="A packaged model (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct, "

@@ -69,9 +69,10 @@ class GrpcSamplerClient:
             yield convert.completion_from_proto(reply.completion)
 
     async def activate(self, adapter: str, path: str = "", canary: str = "", backend: str = "") -> Activation:
-        """Load ``adapter`` from ``path`` (if given) and verify it changes a greedy canary."""
+        """Load ``adapter`` from ``path`` (if given) and verify it changes a greedy canary. Loading can
+        take as long as a sampling call (TGI: a rollout of its Deployment), so it gets the same deadline."""
         request = pb.ActivateAdapterRequest(backend=backend, adapter=adapter, path=path, canary_prompt=canary)
-        return convert.activation_from_proto(await self.stub.ActivateAdapter(request, timeout=600))
+        return convert.activation_from_proto(await self.stub.ActivateAdapter(request, timeout=self.timeout_s))
 
     async def backends(self) -> tuple[list[BackendInfo], str]:
         resp = await self.stub.ListBackends(pb.ListBackendsRequest(), timeout=60)
