@@ -86,7 +86,8 @@ def correct_for(adapter: str, j: int) -> bool:
 
 
 async def record_replay(config: dict[str, Any], tokenizer: Any) -> list[dict[str, Any]]:
-    from next_controller.runner import proxy_input, render_prompt
+    from next_controller.evaluation import proxy_input
+    from next_controller.pipeline import render_prompt
     from next_tasks.parsing import parse_completion
     from next_tasks.prompts import first_failing_trace
     from next_tracer.inprocess import InProcessTracerClient

@@ -9,16 +9,19 @@ import pytest
 
 from next_controller.comparison import compare, dev_tally, eval_log
 from next_controller.report import headline, markdown
+from next_controller.rows import SampleRow
 from next_tasks.metrics import paired_difference
 
 
 def _log(root: Path, model: str, set_name: str, tag: str, passed: dict[str, list[bool]]) -> None:
     path = eval_log(root, model, set_name, tag)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {"task_id": t, "sample_index": i, "passed": p} for t, outcomes in passed.items() for i, p in enumerate(outcomes)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [row(t, i, p) for t, outcomes in passed.items() for i, p in enumerate(outcomes)]
+    path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in rows))
+
+
+def row(task_id: str, index: int, passed: bool) -> SampleRow:
+    return SampleRow(task_id + "|trace", task_id, index, True, "", "", None, "none", passed, "", "", index, "stop")
 
 
 def _run(root: Path) -> None:
@@ -31,7 +34,7 @@ def _run(root: Path) -> None:
     _log(root, "base", "heldout", "trace", base)
     _log(root, "round-1", "heldout", "trace", base)
     greedy = eval_log(root, "base", "dev", "trace-greedy")
-    greedy.write_text(json.dumps({"task_id": "t00", "sample_index": 0, "passed": True}) + "\n")  # not a sampled log
+    greedy.write_text(json.dumps(row("t00", 0, True).to_json()) + "\n")  # not a sampled log
 
 
 def test_each_model_is_compared_with_the_base_on_the_same_tasks(tmp_path: Path) -> None:

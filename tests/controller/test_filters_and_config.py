@@ -9,7 +9,7 @@ import pytest
 from next_common.errors import InvalidArgumentError, UnavailableError
 from next_controller.config import load_run_config, parse_run_config
 from next_controller.filters import Sample, apply_filters, filter_registry, tampering, trace_values
-from next_controller.runner import Run
+from next_controller.pipeline import sampling_params
 
 GOOD = "def f(x):\n    return x + 1\n"
 
@@ -91,9 +91,8 @@ def test_the_run_s_stop_strings_reach_every_sampling_request(tmp_path: Path) -> 
     config = parse_run_config(
         {"run_dir": str(tmp_path / "r"), "data": {"train": "t", "dev": "d"}, "sampling": {"stop": ["\n```\n"]}}
     )
-    run = Run(config, services=None, tokenizer=None)  # type: ignore[arg-type]  # params() needs neither
-    assert run.params(4, 0.8, 1).stop == ("\n```\n",)
-    assert run.params(1, 0.0, 0).stop == ("\n```\n",)  # greedy evaluation too
+    assert sampling_params(config, 4, 0.8, 1).stop == ("\n```\n",)
+    assert sampling_params(config, 1, 0.0, 0).stop == ("\n```\n",)  # greedy evaluation too
 
 
 async def test_an_unreachable_service_is_named_with_its_address(tmp_path: Path) -> None:

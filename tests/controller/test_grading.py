@@ -56,10 +56,10 @@ async def test_io_grading_runs_every_input(services: SimpleNamespace) -> None:
 async def test_a_completion_is_parsed_then_tested(services: SimpleNamespace) -> None:
     task = io_task()
     text = "It subtracts.\nHere is a fixed version:\n```python\ndef add(a, b):\n    return a + b\n```\n"
-    row = await grade_completion(services, task, text, 5.0, for_training=True)  # type: ignore[arg-type]
-    assert row["passed"] and row["parse"] == "fenced" and row["rationale"].startswith("It subtracts.")
-    row = await grade_completion(services, task, "no code here", 5.0, for_training=False)  # type: ignore[arg-type]
-    assert not row["passed"] and row["why"].startswith("unparsed:")
+    grade = await grade_completion(services, task, text, 5.0, for_training=True)  # type: ignore[arg-type]
+    assert grade.passed and grade.parse == "fenced" and grade.rationale.startswith("It subtracts.")
+    grade = await grade_completion(services, task, "no code here", 5.0, for_training=False)  # type: ignore[arg-type]
+    assert not grade.passed and grade.program is None and grade.why.startswith("unparsed:")
 
 
 class BrokenSandboxTracer:

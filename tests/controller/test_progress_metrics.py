@@ -55,8 +55,8 @@ def test_a_run_serves_its_progress_and_a_restart_rebuilds_it(
 ) -> None:
     from next_controller import app
     from next_controller.config import parse_run_config
-    from next_controller.runner import RunFailedError
     from next_controller.settings import ControllerSettings
+    from next_controller.stages import RunFailedError
 
     config_path = make_run(tmp_path, tiny_model, rounds=1)
     raw = yaml.safe_load(config_path.read_text())

@@ -136,7 +136,7 @@ async def _run(args: argparse.Namespace) -> int:
     from next_controller import app
     from next_controller.check import check_command, preflight
     from next_controller.report import headline, markdown
-    from next_controller.runner import RunFailedError
+    from next_controller.stages import RunFailedError
 
     if args.check:
         return await check_command(args.config, args.set or [])
@@ -202,7 +202,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> int:
     from next_controller.demo import run_demo
-    from next_controller.runner import RunFailedError
+    from next_controller.stages import RunFailedError
 
     try:
         return await run_demo(Path(args.run_dir), args.set or [], fresh=args.fresh)

@@ -7,22 +7,23 @@ holds the logs or the tally.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from next_controller.rundir import read_jsonl
+from next_controller.rows import SampleRow, read_rows
 from next_tasks.metrics import Estimate, mean_pass_at_k, paired_difference
 
 Counts = dict[str, tuple[int, int]]
 
 
-def tally(rows: list[dict[str, Any]], task_ids: list[str] | None = None) -> Counts:
+def tally(rows: Iterable[SampleRow], task_ids: list[str] | None = None) -> Counts:
     """(samples, passed) per task, for pass@k; ``task_ids`` lists tasks that count even with no rows."""
     counts = dict.fromkeys(task_ids or [], (0, 0))
     for r in rows:
-        n, c = counts.get(r["task_id"], (0, 0))
-        counts[r["task_id"]] = (n + 1, c + int(r["passed"]))
+        n, c = counts.get(r.task_id, (0, 0))
+        counts[r.task_id] = (n + 1, c + int(r.passed))
     return counts
 
 
@@ -63,7 +64,7 @@ def compare(root: Path, models: list[str], bootstrap: int = 10000, seed: int = 0
             set_name, _, tag = path.stem.partition("-")
             if tag not in ("trace", "no-trace"):
                 continue  # greedy and proxy logs
-            found.setdefault((set_name, tag), {})[model] = tally(read_jsonl(path))
+            found.setdefault((set_name, tag), {})[model] = tally(read_rows(path))
     out = []
     for (set_name, tag), by_model in sorted(found.items()):
         base = by_model.get("base")
@@ -83,7 +84,7 @@ def dev_tally(root: Path, models: list[str], tag: str = "trace") -> dict[str, di
     for model in models:
         path = eval_log(root, model, "dev", tag)
         if path.exists():
-            out[model] = {t: [n, c] for t, (n, c) in sorted(tally(read_jsonl(path)).items())}
+            out[model] = {t: [n, c] for t, (n, c) in sorted(tally(read_rows(path)).items())}
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from next_common.errors import UnavailableError
+from next_controller.rows import Grade
 from next_controller.services import Services
 from next_tasks.parsing import parse_completion
 from next_tasks.record import TaskRecord
@@ -72,14 +73,11 @@ def _first_failure(tests: list[Any]) -> str:
 
 async def grade_completion(
     services: Services, task: TaskRecord, text: str, timeout_s: float, for_training: bool
-) -> dict[str, Any]:
-    """Parse a completion and test its fix; the row that goes into a sample log."""
+) -> Grade:
+    """Parse a completion and test its fix: shown tests for training data, grading tests for evaluation."""
     parsed = parse_completion(text, task.entry_point)
-    row: dict[str, Any] = {"rationale": parsed.rationale, "program": parsed.program, "parse": parsed.method}
     if parsed.program is None:
-        row.update(passed=False, why="unparsed: %s" % parsed.error)
-        return row
+        return Grade(parsed.rationale, None, parsed.method, False, "unparsed: %s" % parsed.error)
     run = run_shown_tests if for_training else run_grading_tests
     passed, why = await run(services, task, parsed.program, timeout_s)
-    row.update(passed=passed, why=why)
-    return row
+    return Grade(parsed.rationale, parsed.program, parsed.method, passed, why)
