@@ -83,3 +83,14 @@ async def test_unreachable_server_is_unavailable() -> None:
     )
     with pytest.raises(UnavailableError, match="ConnectError"):
         await SamplerEngine(settings, backend_registry(load_entry_points=False)).sample(["x"], SamplingParams())
+
+
+async def test_closing_the_engine_closes_the_tgi_client() -> None:
+    # The tgi backend's close is a coroutine: a synchronous close would never run it and leak the client.
+    with TgiProtocolServer() as server:
+        eng = engine(server)
+        await eng.sample(["x"], SamplingParams(max_new_tokens=2))
+        http = eng.backends["tgi"].http  # type: ignore[attr-defined]
+        assert not http._client.is_closed
+        await eng.aclose()
+        assert http._client.is_closed

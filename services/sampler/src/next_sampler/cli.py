@@ -98,7 +98,10 @@ async def _sample(args: argparse.Namespace) -> int:
     else:
         engine = SamplerEngine(_settings(args))
         params: SamplingParams = params_from_proto(request.params)
-        completions = await engine.sample(list(request.prompts), params, request.backend, request.adapter)
+        try:
+            completions = await engine.sample(list(request.prompts), params, request.backend, request.adapter)
+        finally:
+            await engine.aclose()
     if args.json:
         print(json.dumps({"completions": [_as_json(c) for c in completions]}))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -148,11 +149,23 @@ class SamplerEngine:
         return Activation(verified, base.text, tuned.text, message)
 
     def close(self) -> None:
-        """Stop the backends' work (a backend with nothing to stop has no ``close``)."""
+        """Stop the backends' work, from code without an event loop (a backend with nothing to stop has
+        no ``close``; one whose ``close`` is a coroutine needs ``aclose``, on the loop its clients use)."""
         for backend in self.backends.values():
             close = getattr(backend, "close", None)
-            if close is not None:
+            if close is not None and not inspect.iscoroutinefunction(close):
                 close()
+
+    async def aclose(self) -> None:
+        """Stop every backend's work on this loop: async ``close`` awaited, blocking ones in a thread."""
+        for backend in self.backends.values():
+            close = getattr(backend, "close", None)
+            if close is None:
+                continue
+            if inspect.iscoroutinefunction(close):
+                await close()
+            else:
+                await asyncio.to_thread(close)
 
     def describe(self) -> list[tuple[str, str, list[str]]]:
         return [(name, b.description, b.adapters()) for name, b in sorted(self.backends.items())]

@@ -62,4 +62,4 @@ async def serve(settings: SamplerSettings) -> None:
     await serving
     loading.cancel()
     if loading.done() and not loading.cancelled() and loading.exception() is None:
-        await asyncio.to_thread(loading.result().close)
+        await loading.result().aclose()
