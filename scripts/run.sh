@@ -4,5 +4,5 @@
 # (e.g. --fresh, --run-dir DIR, --set sampling.samples_per_problem=16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh run
 exec .venv/bin/next demo --run-dir runs/demo "$@"

@@ -2,7 +2,7 @@
 # The full check: set-up, generated-code freshness, lint, types, and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh dev
 # The Node example client's packages (tests/examples/test_clients.py): installed here, because
 # the suite runs inside the safety net, which has no network. Again when the lock file changed.
 node_client=examples/clients/node

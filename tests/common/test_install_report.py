@@ -1,0 +1,31 @@
+"""The set-up needs no compiler: every distribution scripts/bootstrap.sh installed came as a wheel.
+
+bootstrap.sh installs with CC=false CXX=false (a source build that compiles fails at once) and
+keeps pip's install reports in .venv; this reads them, so a fresh clone's CI checks its own install.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+REPORTS = sorted((REPO / ".venv").glob("install-report-*.json"))
+
+
+@pytest.mark.skipif(not REPORTS, reason="no install report: .venv was bootstrapped before reports were kept")
+def test_nothing_was_built_from_an_sdist() -> None:
+    built, wheels, ours = [], 0, []
+    for path in REPORTS:
+        for item in json.loads(path.read_text())["install"]:
+            info, name = item["download_info"], item["metadata"]["name"]
+            if "dir_info" in info:  # this repository's own packages, installed from their folders
+                ours.append(name)
+            elif "archive_info" in info and info["url"].endswith(".whl"):
+                wheels += 1
+            else:
+                built.append("%s from %s" % (name, info["url"]))
+    assert not built, "built from source (needs a compiler): %s" % built
+    assert {"next-common", "next-tracer", "next-tasks", "next-controller"} <= set(ours) and wheels > 0
