@@ -85,7 +85,7 @@ def build(root: Path, smoke: bool, seq: int, count: int) -> tuple[Path, Path, in
 async def run_job(
     model: Path, data: Path, out: Path, steps: int, batch: int, seq: int, smoke: bool
 ) -> dict[str, float]:
-    from next_trainer.manager import JobManager
+    from next_trainer.job_manager import JobManager
     from nextapi.trainer.config import parse_config
     from nextapi.trainer.types import JobState
 

@@ -109,7 +109,7 @@ def reference(model_path: str, data: str, steps: int, batch: int, queue: Any) ->
 
 
 async def ours(model_path: str, data: Path, out: Path, steps: int, batch: int, precision: str) -> dict[str, float]:
-    from next_trainer.manager import JobManager
+    from next_trainer.job_manager import JobManager
     from nextapi.trainer.config import parse_config
     from nextapi.trainer.types import JobState
 

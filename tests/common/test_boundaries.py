@@ -22,7 +22,7 @@ CLIENT_SIDE = [
     "next_tasks.mbpp",
     "next_tasks.hefix",
     "next_tasks.prompts",
-    "next_tasks.demo",
+    "next_tasks.demo_set",
     "next_tasks.parsing",
     "next_tasks.metrics",
     "next_tasks.mutation",
@@ -35,7 +35,7 @@ CLIENT_SIDE = [
     "nextapi.trainer.client",
     "nextapi.controller.client",
     # the controller in remote mode: Algorithm 1, its services, its CLI
-    "next_controller.runner",
+    "next_controller.algorithm",
     "next_controller.services",
     "next_controller.cli",
     "next_controller.check",

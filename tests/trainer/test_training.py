@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from next_trainer.events import EVENTS_FILE
-from next_trainer.manager import JobManager
+from next_trainer.job_manager import JobManager
 from next_trainer.publish import METADATA_FILE
 from nextapi.trainer.config import parse_config
 from nextapi.trainer.types import JobState

@@ -8,8 +8,8 @@ from typing import Any
 from next_common.errors import InvalidArgumentError
 from next_common.metrics import serve_metrics
 from next_common.models import check_model_exists, resolve_model
+from next_controller.algorithm import Run
 from next_controller.config import RunConfig
-from next_controller.runner import Run
 from next_controller.services import Services
 from next_controller.settings import ControllerSettings
 

@@ -3,7 +3,7 @@
 One line per check, ``ok``, ``note`` (could not be checked from here; not a problem) or
 ``problem``, with what and where. ``next run`` runs the same checks first and refuses to start
 on a problem. Each check is what the run itself does, done early: the config loader, the
-runner's task loading, the filter registry, the tracer's trace formats (its registry in
+algorithm's task loading, the filter registry, the tracer's trace formats (its registry in
 embedded mode, ``ListFormats`` in remote mode), the model lookup of ``next_common.models``
 (without asking the hub: a hub id that is not cached is a note), and the services' gRPC
 health checks (remote mode, with a short timeout under ``--check``).
@@ -27,10 +27,10 @@ import grpc
 from next_common.cli import EXIT_USAGE
 from next_common.errors import InvalidArgumentError, NextError
 from next_common.models import GGUF_KIND, HUB_UNCHECKED_KIND, PACKAGED_KIND, check_model_exists
+from next_controller.algorithm import load_task_set
 from next_controller.config import RunConfig, dump_config, load_run_config
 from next_controller.filters import run_filters
 from next_controller.rundir import RunDir
-from next_controller.runner import load_task_set
 from next_controller.services import tracer_target, wait_healthy
 from nextapi.sampler.v1 import sampler_service_pb2 as sampler_pb
 from nextapi.sampler.v1 import sampler_service_pb2_grpc as sampler_grpc

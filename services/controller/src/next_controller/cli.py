@@ -18,7 +18,7 @@ from typing import Any
 from next_common.cli import EXIT_FAILED, add_common_options, run_command, setup_logging
 from next_common.errors import InvalidArgumentError
 from next_common.progress import Progress
-from next_tasks.demo import build_demo, humaneval_problems
+from next_tasks.demo_set import build_demo, humaneval_problems
 from next_tasks.hefix import build_hefix_plus, summarize
 from next_tasks.mbpp import bug_sources, build_mbpp_r, dump_report, load_mbpp
 from next_tasks.prompts import PromptOptions, first_failing_trace, render_messages, render_text

@@ -19,7 +19,7 @@ from next_common.config_files import apply_overrides
 from next_controller import app
 from next_controller.config import dump_config, parse_run_config
 from next_controller.report import headline, markdown
-from next_tasks.demo import build_demo
+from next_tasks.demo_set import build_demo
 from next_tasks.record import load_tasks, save_tasks
 from next_tracer.inprocess import InProcessTracerClient
 

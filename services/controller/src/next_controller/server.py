@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from next_common.grpc_server import ServiceServer, announce, build_server, serve_until_signal
-from next_controller.manager import RunManager
+from next_controller.run_manager import RunManager
 from next_controller.servicer import SERVICE_NAME, ControllerServicer
 from next_controller.settings import ControllerSettings
 from nextapi.controller.v1 import controller_service_pb2_grpc as pb_grpc

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from next_controller.manager import RunManager
+from next_controller.run_manager import RunManager
 from nextapi.controller import convert
 from nextapi.controller.v1 import controller_service_pb2 as pb
 from nextapi.controller.v1 import controller_service_pb2_grpc as pb_grpc

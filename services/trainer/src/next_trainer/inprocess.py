@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from next_trainer.manager import JobManager
+from next_trainer.job_manager import JobManager
 from nextapi.trainer.config import TrainingConfig
 from nextapi.trainer.types import JobStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from next_common.grpc_server import ServiceServer, announce, build_server, serve_until_signal
-from next_trainer.manager import JobManager
+from next_trainer.job_manager import JobManager
 from next_trainer.servicer import SERVICE_NAME, TrainerServicer
 from next_trainer.settings import TrainerSettings
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from next_trainer.manager import JobManager
+from next_trainer.job_manager import JobManager
 from nextapi.trainer.convert import config_from_spec, job_to_proto
 from nextapi.trainer.v1 import trainer_service_pb2 as pb
 from nextapi.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
