@@ -31,6 +31,8 @@ class JsonHttpTestServer:
             def _answer(self, status: int, payload: Any) -> None:
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in server.headers_for(status).items():
+                    self.send_header(name, value)
                 if payload is not None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -55,6 +57,10 @@ class JsonHttpTestServer:
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
+
+    def headers_for(self, status: int) -> dict[str, str]:
+        """Extra response headers for an answer with ``status``."""
+        return {}
 
     def handle_get(self, path: str) -> tuple[int, Any]:
         return 404, {"error": "not found"}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
+import httpx
 import pytest
 
 from next_common.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from next_sampler.backends.http import retry_after_s
 from next_sampler.engine import SamplerEngine, backend_registry
 from next_sampler.settings import SamplerSettings
 from nextapi.sampler.types import SamplingParams
@@ -53,6 +57,26 @@ async def test_429_and_5xx_are_retried_422_is_not() -> None:
         with pytest.raises(InvalidArgumentError, match="max_new_tokens"):
             await engine(server).sample(["x"], SamplingParams(max_new_tokens=100))
         assert len(server.requests) == 1
+
+
+async def test_a_429_s_retry_after_is_honoured() -> None:
+    with TgiProtocolServer() as server:
+        server.fail_next, server.retry_after = [429], "1"
+        out = await engine(server).sample(["x"], SamplingParams())
+        assert out[0].text.startswith("base|") and len(server.requests) == 2
+        assert server.times[1] - server.times[0] >= 0.95  # the backoff alone would be 0.01 s
+
+
+def test_retry_after_reads_seconds_and_dates_and_is_capped() -> None:
+    from email.utils import format_datetime
+
+    def response(value: str) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value} if value else {})
+
+    soon = format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30), usegmt=True)
+    assert retry_after_s(response("2.5")) == 2.5 and retry_after_s(response("")) is None
+    assert 25 < (retry_after_s(response(soon)) or 0) <= 30
+    assert retry_after_s(response("86400")) == 120.0 and retry_after_s(response("soon")) is None
 
 
 async def test_retries_are_bounded() -> None:

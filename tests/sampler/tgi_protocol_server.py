@@ -24,12 +24,18 @@ class TgiProtocolServer(JsonHttpTestServer):
         self.max_new_tokens_limit = max_new_tokens_limit
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []  # status codes to answer the next requests with
+        self.retry_after = ""  # sent with a 429 when set, as TGI's router does when overloaded
+        self.times: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
+
+    def headers_for(self, status: int) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if status == 429 and self.retry_after else {}
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             forced = self.fail_next.pop(0) if self.fail_next else None
