@@ -1,15 +1,20 @@
-"""Scaffolding for the protocol test servers: a threaded JSON-over-HTTP server on loopback.
+"""Scaffolding for the protocol test servers: a threaded HTTP server on loopback.
 
 Subclasses implement ``handle(path, body) -> (status, payload)`` for POST and may implement
-``handle_get(path) -> (status, payload)`` for GET (``None``: an empty body).
+``handle_get(path) -> (status, payload)`` for GET (``None``: an empty body) and
+``headers_for(status)`` for extra response headers. A server that needs the method, the
+request's headers or raw body, or answers in plain text overrides ``respond`` instead.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+Answer = tuple[int, Any, dict[str, str]]  # status, payload (JSON value, str for text/plain, None), headers
 
 
 class JsonHttpTestServer:
@@ -21,23 +26,21 @@ class JsonHttpTestServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                self._answer(*server.handle(self.path, body))
-
-            def do_GET(self) -> None:
-                self._answer(*server.handle_get(self.path))
-
-            def _answer(self, status: int, payload: Any) -> None:
-                data = b"" if payload is None else json.dumps(payload).encode()
+            def _serve(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, payload, headers = server.respond(self.command, self.path, self.headers, raw)
+                text = isinstance(payload, str)
+                data = b"" if payload is None else payload.encode() if text else json.dumps(payload).encode()
                 self.send_response(status)
-                for name, value in server.headers_for(status).items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 if payload is not None:
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = _serve
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -54,6 +57,16 @@ class JsonHttpTestServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def respond(self, method: str, path: str, headers: Message, raw: bytes) -> Answer:
+        """``headers`` as received (names are case-insensitive)."""
+        if method == "POST":
+            status, payload = self.handle(path, json.loads(raw))
+        elif method == "GET":
+            status, payload = self.handle_get(path)
+        else:
+            status, payload = 405, {"error": "method not allowed"}
+        return status, payload, self.headers_for(status)
 
     def handle(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError

@@ -27,11 +27,12 @@ import copy
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from email.message import Message
+from typing import Any
+
+from tests.sampler.json_http_server import Answer, JsonHttpTestServer
 
 DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(\?.*)?$")
 HASH_LETTERS = "bcdfghjklmnpqrstvwxz2456789"  # what pod-template-hash values are made of
@@ -134,7 +135,7 @@ def apply_json_patch(doc: Any, operations: list[dict[str, Any]]) -> Any:
     return doc
 
 
-class KubeApiStandIn:
+class KubeApiStandIn(JsonHttpTestServer):
     def __init__(
         self,
         deployment: dict[str, Any],
@@ -150,7 +151,7 @@ class KubeApiStandIn:
         self.token = token
         self.user = user
         self.rollout = rollout
-        self.lock = threading.Lock()
+        super().__init__()
         self.requests: list[Request] = []
         self.before_patch: Callable[[KubeApiStandIn], None] | None = None  # runs before a PATCH is applied
         self.on_ready: Callable[[dict[str, Any]], None] | None = None  # a rollout's new pods are ready
@@ -160,31 +161,6 @@ class KubeApiStandIn:
         self._minute = 0
         self.deployments: dict[str, dict[str, Any]] = {}
         self.add(deployment)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._answer(server.serve("GET", self.path, self.headers, None))
-
-            def do_PATCH(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._answer(server.serve("PATCH", self.path, self.headers, raw))
-
-            def _answer(self, answer: tuple[int, dict[str, Any]]) -> None:
-                code, payload = answer
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # -- the objects -----------------------------------------------------------------------------------
     def add(self, manifest: dict[str, Any]) -> None:
@@ -305,6 +281,10 @@ class KubeApiStandIn:
             self.pending.append({**starting, "conditions": [unavailable, timed_out]})
 
     # -- the protocol ----------------------------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: Message, raw: bytes) -> Answer:
+        status, payload = self.serve(method, path, headers, raw)
+        return status, payload, {}
+
     def serve(self, method: str, path: str, headers: Any, raw: bytes | None) -> tuple[int, dict[str, Any]]:
         body = json.loads(raw) if raw else None
         authorization = headers.get("Authorization", "")
@@ -392,10 +372,6 @@ class KubeApiStandIn:
         )
 
     # -- the server ------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
     def kubeconfig(self, namespace: str | None = None) -> dict[str, Any]:
         """A kubeconfig that points kubectl, or the Kubernetes client, at this server."""
         return {
@@ -415,11 +391,3 @@ class KubeApiStandIn:
             ],
             "current-context": "stand-in",
         }
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

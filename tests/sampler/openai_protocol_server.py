@@ -10,58 +10,29 @@ headers (``(429, {"Retry-After": "1"})``).
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from email.message import Message
+from typing import Any
+
+from tests.sampler.json_http_server import Answer, JsonHttpTestServer
 
 
-class OpenAIProtocolServer:
+class OpenAIProtocolServer(JsonHttpTestServer):
     def __init__(self, model: str = "base-model") -> None:
+        super().__init__()
         self.model = model
         self.loaded: dict[str, str] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []  # time.monotonic() of each request
         self.fail_next: list[int | tuple[int, dict[str, str]]] = []
-        self.lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def respond(self, method: str, path: str, headers: Message, raw: bytes) -> Answer:
+        return self.handle(path, json.loads(raw), dict(headers))
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload, headers = server.handle(self.path, body, dict(self.headers))
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def handle(
+    def handle(  # type: ignore[override]  # also takes the request's headers and answers with headers
         self, path: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+    ) -> Answer:
         with self.lock:
             self.requests.append((path, body))
             self.headers.append(headers)
