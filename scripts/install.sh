@@ -39,12 +39,10 @@ case "$target" in
   # remote mode: clients only (no sandbox, no torch); `dev` adds the embedded services
   controller)    pkgs=(libs/common libs/tasks services/controller) ;;
   run|dev)
-    editable=(-e libs/common -e services/tracer -e libs/tasks -e services/trainer -e 'services/controller[embedded]')
-    if [[ "$target" == dev ]]; then  # + the TGI rollout client, so its tests run
-      $PIP install -q ${INSTALL_FLAGS:-} $(report packages) -r requirements-dev.txt "${editable[@]}" \
-        -e 'services/sampler[local,k8s]'
-    else
-      $PIP install -q ${INSTALL_FLAGS:-} $(report packages) "${editable[@]}" -e 'services/sampler[local]'
+    $PIP install -q ${INSTALL_FLAGS:-} $(report packages) -e libs/common -e services/tracer -e libs/tasks \
+      -e services/trainer -e 'services/controller[embedded]' -e 'services/sampler[local]'
+    if [[ "$target" == dev ]]; then  # the test and lint tools, and the TGI rollout client so its tests run
+      $PIP install -q ${INSTALL_FLAGS:-} $(report dev-tools) -r requirements-dev.txt -e 'services/sampler[local,k8s]'
     fi
     install_models
     exit 0 ;;

@@ -21,7 +21,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e
-scripts/safety-net.sh .venv/bin/python -m pytest "$@"
+scripts/safety-net.sh .venv/bin/python -m pytest --durations=15 "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

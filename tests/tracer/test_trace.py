@@ -112,8 +112,9 @@ def test_figure2_exact_from_the_cli() -> None:
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    assert out.returncode == 1, out.stderr  # the traced test fails: exit 1, "ran but did not pass"
+    out = out.stdout
     assert out == FIGURE2.replace("  \\\n#", "  #")
 
 
