@@ -413,3 +413,17 @@ def test_the_servicemonitor_component_finds_every_service_s_metrics(overlay: str
                 kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             continue
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_local_base_model_path_is_mounted_where_the_controller_and_trainer_read_it(overlay: str) -> None:
+    import yaml
+
+    docs = render(overlay)
+    base_model = yaml.safe_load(named(docs, "ConfigMap", "next-run")["data"]["run.yaml"])["base_model"]
+    if not base_model.startswith("/"):
+        return  # a packaged model name or a hub id: nothing to mount
+    for kind, name in (("Job", "next-controller"), ("Deployment", "next-trainer")):
+        (container,) = pod_spec(named(docs, kind, name))["containers"]
+        mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+        assert any(base_model.startswith(m.rstrip("/") + "/") for m in mounts), (overlay, name, base_model, mounts)
