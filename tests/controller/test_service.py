@@ -66,6 +66,10 @@ async def test_bad_configs_and_unknown_runs_are_refused(stub: pb_grpc.Controller
     yaml_text = "run_dir: r\ndata: {train: t, dev: d}\nsampling: {temprature: 1}\n"
     c, details = await code(stub.StartRun(pb.StartRunRequest(config_yaml=yaml_text)))
     assert c == grpc.StatusCode.INVALID_ARGUMENT and "sampling.temprature" in details
+    # a valid file whose data is missing is refused at once, as `next run --check` would report it
+    yaml_text = "run_dir: r\ndata: {train: %s, dev: %s}\n" % (tmp_path / "no-train.jsonl", tmp_path / "no-dev.jsonl")
+    c, details = await code(stub.StartRun(pb.StartRunRequest(config_yaml=yaml_text)))
+    assert c == grpc.StatusCode.INVALID_ARGUMENT and "the run cannot start" in details and "no-train.jsonl" in details
     c, details = await code(stub.GetRunStatus(pb.GetRunStatusRequest(run_dir=str(tmp_path / "none"))))
     assert c == grpc.StatusCode.NOT_FOUND and "not a run directory" in details
 

@@ -72,13 +72,21 @@ async def run_checks(
     except (NextError, OSError) as exc:
         return None, [Check(PROBLEM, "config", str(exc))]
     checks = [Check(OK, "config", "%s: every key known, every value valid" % path)]
-    checks.append(check_run_dir(config))
-    checks += check_data(config)
-    checks.append(check_filters(config))
-    checks.append(check_model(config))
+    return config, checks + await config_checks(config, service_timeout_s)
+
+
+async def config_checks(config: RunConfig, service_timeout_s: float | None = None) -> list[Check]:
+    """The checks of a loaded config: run directory, data, filters, model, services."""
+    checks = [check_run_dir(config), *check_data(config), check_filters(config), check_model(config)]
     timeout = config.services.connect_timeout_s if service_timeout_s is None else service_timeout_s
-    checks += await check_services(config, timeout)
-    return config, checks
+    return checks + await check_services(config, timeout)
+
+
+async def refuse_on_problems(config: RunConfig) -> None:
+    """What ``StartRun`` does before a run starts: the same checks; any problem is the caller's error."""
+    problems = [c.line() for c in await config_checks(config) if c.status == PROBLEM]
+    if problems:
+        raise InvalidArgumentError("the run cannot start: %s" % "; ".join(problems))
 
 
 def check_run_dir(config: RunConfig) -> Check:

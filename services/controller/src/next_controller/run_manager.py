@@ -13,6 +13,7 @@ from next_common.errors import FailedPreconditionError, ResourceExhaustedError
 from next_common.jsonlines import Tail
 from next_common.paths import confine
 from next_controller import app
+from next_controller.check import refuse_on_problems
 from next_controller.config import RunConfig, parse_run_config
 from next_controller.rundir import EVENTS
 from next_controller.settings import ControllerSettings
@@ -33,8 +34,10 @@ class RunManager:
         config = parse_run_config(apply_overrides(parse_mapping(config_yaml, "config"), overrides))
         return config.model_copy(update={"run_dir": str(self._run_dir(config.run_dir))})
 
-    def start(self, config: RunConfig) -> Path:
-        root = config.path
+    async def start(self, config: RunConfig) -> Path:
+        """Checks the run as ``next run --check`` does, then starts it in the background."""
+        await refuse_on_problems(config)  # bad data, an unknown filter, an unreachable service: refused now
+        root = config.path  # from here to create_task nothing awaits: two starts of one run cannot both pass
         if root in self._active and not self._active[root].done():
             raise FailedPreconditionError("run %s is already executing" % root)
         running = sum(1 for t in self._active.values() if not t.done())

@@ -23,7 +23,7 @@ class ControllerServicer(pb_grpc.ControllerServiceServicer):
 
     async def StartRun(self, request: pb.StartRunRequest, context: Context) -> pb.StartRunResponse:
         config = self.manager.parse(request.config_yaml, list(request.overrides))
-        return pb.StartRunResponse(run_dir=str(self.manager.start(config)))
+        return pb.StartRunResponse(run_dir=str(await self.manager.start(config)))
 
     async def GetRunStatus(self, request: pb.GetRunStatusRequest, context: Context) -> pb.GetRunStatusResponse:
         status = self.manager.status(request.run_dir)
