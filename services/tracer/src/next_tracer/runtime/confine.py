@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import struct
@@ -68,9 +69,10 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def program(pid: int, machine: str | None = None) -> bytes:
-    """The filter for a program process with this pid, as packed sock_filter instructions."""
-    column, audit_arch = _ARCHES[(machine or platform.machine()).lower()]
+@functools.cache
+def _checks(machine: str) -> bytes:
+    """Everything but the pid-dependent tail, built once per machine (in the zygote)."""
+    column, audit_arch = _ARCHES[machine.lower()]
     signals = [_SYSCALLS[name][column] for name in SIGNAL_SYSCALLS]
     denied = [_SYSCALLS[name][column] for name in DENIED_SYSCALLS]
     out = [_insn(_LD_W_ABS, 0, 0, _OFF_ARCH)]
@@ -90,14 +92,22 @@ def program(pid: int, machine: str | None = None) -> bytes:
         # jump to ERRNO: past the remaining deny checks, ALLOW and the 5 instructions of the argument check
         out.append(_insn(_JEQ_K, (n_deny - 1 - i) + 1 + 5, 0, nr))
     out.append(_insn(_RET_K, 0, 0, _ALLOW))
-    # The target (first argument, low 32 bits): itself, its group (0 or -pid); anything else is refused.
     out.append(_insn(_LD_W_ABS, 0, 0, _OFF_ARG0))
-    out.append(_insn(_JEQ_K, 2, 0, pid))
-    out.append(_insn(_JEQ_K, 1, 0, 0))
-    out.append(_insn(_JEQ_K, 0, 1, -pid))
-    out.append(_insn(_RET_K, 0, 0, _ALLOW))
-    out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
     return b"".join(out)
+
+
+def program(pid: int, machine: str | None = None) -> bytes:
+    """The filter for a program process with this pid, as packed sock_filter instructions."""
+    # The target (first argument, low 32 bits): itself, its group (0 or -pid); anything else is refused.
+    return _checks(machine or _MACHINE) + b"".join(
+        (
+            _insn(_JEQ_K, 2, 0, pid),
+            _insn(_JEQ_K, 1, 0, 0),
+            _insn(_JEQ_K, 0, 1, -pid),
+            _insn(_RET_K, 0, 0, _ALLOW),
+            _insn(_RET_K, 0, 0, _ERRNO_EPERM),
+        )
+    )
 
 
 class _SockFprog(ctypes.Structure):
@@ -109,6 +119,9 @@ class _SockFprog(ctypes.Structure):
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _PRCTL = _LIBC.prctl
 _PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+_MACHINE = platform.machine()
+if _MACHINE.lower() in _ARCHES:
+    _checks(_MACHINE)
 
 
 def confine_program_process() -> str:
@@ -116,7 +129,7 @@ def confine_program_process() -> str:
     try:
         code = program(os.getpid())
     except KeyError:
-        return "unavailable: no syscall table for %s" % platform.machine()
+        return "unavailable: no syscall table for %s" % _MACHINE
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
     _PRCTL(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
