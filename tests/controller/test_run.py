@@ -55,12 +55,25 @@ def _results(run: Path) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.slow
-def test_two_rounds_end_to_end_with_every_stage_s_artefacts(tmp_path: Path, tiny_model: Path) -> None:
-    config = make_run(tmp_path, tiny_model)
+@pytest.fixture(scope="module")
+def straight_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One uninterrupted two-round run (its config file and what `next run` printed), shared by
+    the end-to-end test and the kill-and-resume test, which compares its results against it."""
+    root = tmp_path_factory.mktemp("straight")
+    config = make_run(root, tiny_model)
     done = subprocess.run(_next("run", str(config), "--quiet"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "run"
+    return config, done
+
+
+@pytest.mark.slow
+def test_two_rounds_end_to_end_with_every_stage_s_artefacts(
+    straight_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    config, done = straight_run
+    run = config.parent / "run"
     manifest = json.loads((run / "manifest.json").read_text())
     assert sorted(manifest["stages"]) == sorted(STAGES)
     assert [s for s, _ in sorted(manifest["stages"].items(), key=lambda kv: kv[1]["order"])] == STAGES
@@ -132,11 +145,9 @@ def _started_stages(events: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killed_in_every_stage_and_resumed_gives_the_same_results(tmp_path: Path, tiny_model: Path) -> None:
-    straight = make_run(tmp_path / "straight", tiny_model)
-    done = subprocess.run(_next("run", str(straight), "--quiet"), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
+def test_killed_in_every_stage_and_resumed_gives_the_same_results(
+    tmp_path: Path, tiny_model: Path, straight_run: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
     config = make_run(tmp_path / "killed", tiny_model)
     events = tmp_path / "killed" / "run" / "events.jsonl"
     killed: list[str] = []
@@ -159,7 +170,7 @@ def test_killed_in_every_stage_and_resumed_gives_the_same_results(tmp_path: Path
     # Every stage gets killed once as it starts, except a very quick one that can finish within
     # the polling interval (filter, activate with replay); the long ones are always caught.
     assert {"round-1/train", "round-2/train"} <= set(killed) and len(set(killed)) >= 10, killed
-    assert _results(tmp_path / "killed" / "run") == _results(tmp_path / "straight" / "run")
+    assert _results(tmp_path / "killed" / "run") == _results(straight_run[0].parent / "run")
 
 
 def test_a_round_whose_filters_keep_nothing_is_reported_not_trained(tmp_path: Path, tiny_model: Path) -> None:
