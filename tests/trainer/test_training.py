@@ -97,7 +97,7 @@ def _complete_checkpoint_at_least(work: Path, step: int) -> bool:
 
 def test_kill_and_resume_reaches_the_same_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = write_data(tmp_path / "train.jsonl", repeat=4)
-    optim = {"learning_rate": 1e-2, "max_steps": 40, "batch_size": 2, "gradient_accumulation_steps": 2}
+    optim = {"learning_rate": 1e-2, "max_steps": 20, "batch_size": 2, "gradient_accumulation_steps": 2}
     lora = {"r": 8, "alpha": 16, "dropout": 0.1}  # dropout: the RNG state must resume too
     configs = {}
     for name in ("straight", "resumed"):
