@@ -61,7 +61,6 @@ def test_client_side_modules_load_no_server_sandbox_or_torch(module: str) -> Non
 def _pulled_by(dist: str) -> set[str]:
     """Every distribution ``pip install DIST`` pulls in (no extras), walked through the installed
     metadata: the same closure pip resolves, without an index (the suite runs offline)."""
-    from packaging.markers import default_environment
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
@@ -74,7 +73,7 @@ def _pulled_by(dist: str) -> set[str]:
         seen.add(name)
         for raw in importlib.metadata.requires(name) or []:
             req = Requirement(raw)
-            if req.marker is None or req.marker.evaluate({**default_environment(), "extra": ""}):
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
     return seen
 
