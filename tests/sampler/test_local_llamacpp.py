@@ -4,6 +4,8 @@ the same greedy tokens with and without an adapter; per-sample seeds, reproducib
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,19 @@ def test_the_engine_is_chosen_by_a_setting(tiny: dict[str, Any]) -> None:
     assert isinstance(make_local(options), LlamaCppEngine)
     folder = str(tiny["root"] / "model")
     assert isinstance(make_local({"local_model": folder, "local_engine": "transformers"}), TransformersEngine)
+
+
+def test_an_engine_dropped_as_soon_as_it_starts_can_be_collected(tiny: dict[str, Any]) -> None:
+    # xllamacpp's Server returns before its loop runs; dropped then, its destructor waited forever
+    # (this test hung the suite). In a child process, so a regression fails instead of hanging.
+    code = (
+        "from next_sampler.backends.local_llamacpp import LlamaCppEngine\n"
+        "for _ in range(3):\n"
+        "    LlamaCppEngine(%r, slots=1, context=256, threads=1, precision='as-is')\n"
+        "print('collected')\n" % str(tiny["gguf"])
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.stdout.strip() == "collected", done.stderr[-2000:]
 
 
 def test_an_abandoned_request_stops_at_the_next_token(llamacpp: LlamaCppEngine) -> None:

@@ -123,10 +123,18 @@ class LlamaCppEngine:
             info.scale = 0.0
             loras.append(info)
         params.lora_adapters = loras
+        # xllamacpp.Server returns before its loop thread has entered llama.cpp's task loop, and
+        # the loop marks itself running when it enters: a Server dropped before then loses the
+        # stop request and its destructor waits forever (the sampler hangs on shutdown or on an
+        # adapter reload). One metrics request goes through that loop, so once it has answered,
+        # the Server can be dropped at any time.
+        params.endpoint_metrics = True
         try:
-            return xllamacpp.Server(params)
+            server = xllamacpp.Server(params)
         except Exception as exc:
             raise InvalidArgumentError("llama.cpp cannot load %s: %s" % (self._gguf, exc)) from None
+        server.handle_metrics()
+        return server
 
     # -- adapters ----------------------------------------------------------------------
     def adapters(self) -> list[str]:
