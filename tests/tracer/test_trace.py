@@ -100,7 +100,7 @@ CONTROL_FLOW_TEST = (
 def test_figure2_exact_from_the_cli() -> None:
     program = (REPO / "examples" / "separate_odd_and_even.py").read_text()
     assert "#" not in program
-    out = subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -113,9 +113,8 @@ def test_figure2_exact_from_the_cli() -> None:
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 1, out.stderr  # the traced test fails: exit 1, "ran but did not pass"
-    out = out.stdout
-    assert out == FIGURE2.replace("  \\\n#", "  #")
+    assert done.returncode == 1, done.stderr  # the traced test fails: exit 1, "ran but did not pass"
+    assert done.stdout == FIGURE2.replace("  \\\n#", "  #")
 
 
 async def test_structured_events_and_verdict(engine: TracerEngine) -> None:
