@@ -123,7 +123,7 @@ def run_call_tests(job: dict[str, Any], tests: list[dict[str, Any]]) -> None:
             while index < len(tests):
                 raw = child.receive_raw(deadline)
                 if raw.startswith(b"V"):
-                    _emit_returned(index, raw[1:], started)
+                    _emit_returned(index, memoryview(raw)[1:], started)
                 else:
                     _emit_call_result(index, json.loads(raw), started)
                 index += 1
@@ -139,14 +139,14 @@ def run_call_tests(job: dict[str, Any], tests: list[dict[str, Any]]) -> None:
             runner.close()
 
 
-def _emit_returned(index: int, value: bytes, started: float) -> None:
+def _emit_returned(index: int, value: memoryview, started: float) -> None:
     """Pass a returned value on without parsing it: the server decodes and checks it.
 
     One line, ``R<index> <duration> <value>``: the index and duration are written here and the
     value, whatever bytes the program process sent, is all that follows the second space (it is
     a single line: replies are split on newlines).
     """
-    OUT.write(b"R%d %.6f " % (index, time.monotonic() - started) + value + b"\n")
+    OUT.write(b"R%d %.6f " % (index, time.monotonic() - started), value, b"\n")
 
 
 def _emit_call_result(index: int, reply: dict[str, Any], started: float) -> None:

@@ -18,7 +18,7 @@ from nextapi.tracer import plain
 
 from . import confine, scratch
 from .tracing import ReprLimits, Tracer, make_tracer
-from .wire import MESSAGE_CHARS, describe, send, write_all
+from .wire import MESSAGE_CHARS, describe, send, write_parts
 
 
 def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
@@ -160,8 +160,8 @@ def _serve_batch(cmd: dict[str, Any], ns: dict[str, Any], res_fd: int) -> None:
             if fn is None or not callable(fn):
                 raise NameError("the program defines no function %r" % cmd["batch"])
             result = fn(*[plain.decode(a) for a in raw])
-            line = b"V" + json.dumps(plain.encode(result), separators=(",", ":")).encode() + b"\n"
-            write_all(res_fd, line)
+            value = json.dumps(plain.encode(result), separators=(",", ":")).encode()
+            write_parts(res_fd, [b"V", value, b"\n"])
         except BaseException as exc:
             send(res_fd, _failure_reply(exc))
 

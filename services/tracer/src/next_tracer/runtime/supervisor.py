@@ -144,7 +144,7 @@ class ProgramChild:
             self.partial_len += len(chunk)
             return
         parts = chunk.split(b"\n")
-        self.lines.append(b"".join(self.partial) + parts[0])
+        self.lines.append(b"".join([*self.partial, parts[0]]) if self.partial else parts[0])
         self.lines.extend(parts[1:-1])
         self.partial = [parts[-1]] if parts[-1] else []
         self.partial_len = len(parts[-1])

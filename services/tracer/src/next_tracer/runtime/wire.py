@@ -40,6 +40,14 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def write_parts(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` as one message without joining them (values can be hundreds of MB)."""
+    n = os.writev(fd, parts)
+    total = sum(map(len, parts))
+    if n < total:  # a signal cut the write short: finish it the slow way
+        write_all(fd, b"".join(parts)[n:])
+
+
 class Output:
     """Where this process reports to the server (or to the jail's init): one JSON object a line."""
 
@@ -51,8 +59,9 @@ class Output:
         if flush:
             self.stream.flush()
 
-    def write(self, data: bytes) -> None:
-        self.stream.write(data)
+    def write(self, *parts: bytes | memoryview) -> None:
+        for part in parts:  # a buffered stream: small parts are gathered, large ones written as they are
+            self.stream.write(part)
 
     def flush(self) -> None:
         self.stream.flush()
