@@ -14,7 +14,8 @@ from next_controller.services import BusyClock
 from next_tasks.record import IoGrading, TaskRecord
 from next_tracer.inprocess import InProcessTracerClient
 from nextapi.tracer import plain
-from nextapi.tracer.types import RunResult, TestOutcome, Verdict
+from nextapi.tracer import types as tracer_types
+from nextapi.tracer.types import RunResult, Verdict
 
 
 @pytest.fixture
@@ -66,7 +67,9 @@ class BrokenSandboxTracer:
     """Stand-in for a tracer whose sandbox keeps failing (after its own retries)."""
 
     async def run_tests(self, *args: object, **kwargs: object) -> RunResult:
-        return RunResult(Verdict.SANDBOX_ERROR, [TestOutcome(Verdict.SANDBOX_ERROR, "sandbox ended early")])
+        return RunResult(
+            Verdict.SANDBOX_ERROR, [tracer_types.TestOutcome(Verdict.SANDBOX_ERROR, "sandbox ended early")]
+        )
 
     async def run_io_tests(self, *args: object, **kwargs: object) -> RunResult:
         return await self.run_tests()
