@@ -1,11 +1,15 @@
 """A second seccomp filter, installed by each program process on itself before the program runs.
 
-The jail's policy (``sandbox/policy.kafel``) is the same for every process in the jail. This
-one knows the program process's pid, so it can say what a static policy cannot: signals only
-to itself, its threads and its own process group, which it may not leave. With it, no process
-of ours (the job process, the relay, the zygote) can be stopped or killed by a program, and
-pidfds, ptrace and cross-process memory access are refused again here, whatever the jail's
-policy says. Standard library only (ctypes): it runs inside the jail.
+The jail's policy (``sandbox/policy.kafel``) is the same for every process in the jail and lists
+what is denied. This one is an allow-list: the system calls a Python program needs to compute,
+allocate, use files in its scratch space, run threads and time itself (what HumanEval, MBPP and
+HumanEval+ programs were measured to make, plus the interpreter's ordinary needs); anything
+else fails with EPERM. It also knows the program process's pid, so it can say what a static
+policy cannot: signals only to itself, its threads and its own process group, which it may not
+leave. With it, no process of ours (the job process, the relay, the zygote) can be stopped or
+killed by a program, and pidfds, ptrace, cross-process memory access, sockets, namespaces and
+exec are refused here, whatever the jail's policy says. Standard library only (ctypes): it runs
+inside the jail.
 """
 
 from __future__ import annotations
@@ -24,45 +28,133 @@ _JGE_K = 0x35
 _RET_K = 0x06
 _ALLOW = 0x7FFF0000
 _ERRNO_EPERM = 0x00050000 | errno.EPERM
+_ERRNO_ENOSYS = 0x00050000 | errno.ENOSYS
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _OFF_NR, _OFF_ARCH, _OFF_ARG0 = 0, 4, 16
 
-# name -> (x86_64, aarch64)
-_SYSCALLS = {
+# name -> (x86_64, aarch64); None where the architecture has no such call (aarch64 has only the *at forms).
+_SYSCALLS: dict[str, tuple[int | None, int | None]] = {
+    # Signals: allowed only towards the process itself or its group (the argument check).
     "kill": (62, 129),
     "tkill": (200, 130),
     "tgkill": (234, 131),
     "rt_sigqueueinfo": (129, 138),
     "rt_tgsigqueueinfo": (297, 240),
-    "setsid": (112, 157),
-    "setpgid": (109, 154),
-    "ptrace": (101, 117),
-    "process_vm_readv": (310, 270),
-    "process_vm_writev": (311, 271),
-    "kcmp": (312, 272),
-    "pidfd_send_signal": (424, 424),
-    "pidfd_open": (434, 434),
-    "pidfd_getfd": (438, 438),
-    "process_madvise": (440, 440),
-    "process_mrelease": (448, 448),
+    # The allow-list, most frequent first (a program's replies, then memory).
+    "write": (1, 64),
+    "writev": (20, 66),
+    "read": (0, 63),
+    "brk": (12, 214),
+    "mmap": (9, 222),
+    "munmap": (11, 215),
+    "mremap": (25, 216),
+    "mprotect": (10, 226),
+    "madvise": (28, 233),
+    "futex": (202, 98),
+    "readv": (19, 65),
+    "pread64": (17, 67),
+    "pwrite64": (18, 68),
+    "close": (3, 57),
+    "close_range": (436, 436),
+    "openat": (257, 56),
+    "open": (2, None),
+    "newfstatat": (262, 79),
+    "fstat": (5, 80),
+    "stat": (4, None),
+    "lstat": (6, None),
+    "statx": (332, 291),
+    "lseek": (8, 62),
+    "ioctl": (16, 29),
+    "fcntl": (72, 25),
+    "flock": (73, 32),
+    "dup": (32, 23),
+    "dup2": (33, None),
+    "dup3": (292, 24),
+    "pipe": (22, None),
+    "pipe2": (293, 59),
+    "getdents64": (217, 61),
+    "getcwd": (79, 17),
+    "chdir": (80, 49),
+    "fchdir": (81, 50),
+    "access": (21, None),
+    "faccessat": (269, 48),
+    "faccessat2": (439, 439),
+    "readlink": (89, None),
+    "readlinkat": (267, 78),
+    "mkdir": (83, None),
+    "mkdirat": (258, 34),
+    "rmdir": (84, None),
+    "unlink": (87, None),
+    "unlinkat": (263, 35),
+    "rename": (82, None),
+    "renameat": (264, 38),
+    "renameat2": (316, 276),
+    "chmod": (90, None),
+    "fchmod": (91, 52),
+    "fchmodat": (268, 53),
+    "utimensat": (280, 88),
+    "ftruncate": (77, 46),
+    "fsync": (74, 82),
+    "fdatasync": (75, 83),
+    "fadvise64": (221, 223),
+    "statfs": (137, 43),
+    "fstatfs": (138, 44),
+    "umask": (95, 166),
+    "poll": (7, None),
+    "ppoll": (271, 73),
+    "select": (23, None),
+    "pselect6": (270, 72),
+    "rt_sigaction": (13, 134),
+    "rt_sigprocmask": (14, 135),
+    "rt_sigreturn": (15, 139),
+    "rt_sigsuspend": (130, 133),
+    "sigaltstack": (131, 132),
+    "pause": (34, None),
+    "alarm": (37, None),
+    "getitimer": (36, 102),
+    "setitimer": (38, 103),
+    "nanosleep": (35, 101),
+    "clock_nanosleep": (230, 115),
+    "clock_gettime": (228, 113),
+    "clock_getres": (229, 114),
+    "gettimeofday": (96, 169),
+    "times": (100, 153),
+    "getrusage": (98, 165),
+    "getrandom": (318, 278),
+    "sched_yield": (24, 124),
+    "sched_getaffinity": (204, 123),
+    "getpid": (39, 172),
+    "gettid": (186, 178),
+    "getppid": (110, 173),
+    "getpgrp": (111, None),
+    "getpgid": (121, 155),
+    "getsid": (124, 156),
+    "getuid": (102, 174),
+    "geteuid": (107, 175),
+    "getgid": (104, 176),
+    "getegid": (108, 177),
+    "uname": (63, 160),
+    "sysinfo": (99, 179),
+    "getrlimit": (97, 163),
+    "prlimit64": (302, 261),
+    # Threads and child processes (fork bounds: the jail's pids limit; namespaces: the jail's policy).
+    "clone": (56, 220),
+    "fork": (57, None),
+    "vfork": (58, None),
+    "wait4": (61, 260),
+    "set_robust_list": (273, 99),
+    "set_tid_address": (218, 96),
+    "rseq": (334, 293),
+    "arch_prctl": (158, None),
+    "exit": (60, 93),
+    "exit_group": (231, 94),
 }
+_CLONE3 = (435, 435)
 _ARCHES = {"x86_64": (0, 0xC000003E), "amd64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7), "arm64": (1, 0xC00000B7)}
 SIGNAL_SYSCALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
-DENIED_SYSCALLS = (
-    "setsid",
-    "setpgid",
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "kcmp",
-    "pidfd_send_signal",
-    "pidfd_open",
-    "pidfd_getfd",
-    "process_madvise",
-    "process_mrelease",
-)
+ALLOWED_SYSCALLS = tuple(name for name in _SYSCALLS if name not in SIGNAL_SYSCALLS)
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -73,8 +165,8 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 def _checks(machine: str) -> bytes:
     """Everything but the pid-dependent tail, built once per machine (in the zygote)."""
     column, audit_arch = _ARCHES[machine.lower()]
-    signals = [_SYSCALLS[name][column] for name in SIGNAL_SYSCALLS]
-    denied = [_SYSCALLS[name][column] for name in DENIED_SYSCALLS]
+    signals = [nr for name in SIGNAL_SYSCALLS if (nr := _SYSCALLS[name][column]) is not None]
+    allowed = [nr for name in ALLOWED_SYSCALLS if (nr := _SYSCALLS[name][column]) is not None]
     out = [_insn(_LD_W_ABS, 0, 0, _OFF_ARCH)]
     # Foreign architecture (e.g. 32-bit calls on x86_64): refused outright.
     out.append(_insn(_JEQ_K, 1, 0, audit_arch))
@@ -83,14 +175,19 @@ def _checks(machine: str) -> bytes:
     if column == 0:  # x32 ABI numbers have bit 30 set
         out.append(_insn(_JGE_K, 0, 1, 0x40000000))
         out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
-    # Layout after this point: [signal checks][deny checks][ALLOW][arg check][ERRNO]
-    n_sig, n_deny = len(signals), len(denied)
+    # clone3 passes its flags in memory a filter cannot read: "not implemented" makes glibc
+    # start threads with clone instead (EPERM would make it give up).
+    out.append(_insn(_JEQ_K, 0, 1, _CLONE3[column]))
+    out.append(_insn(_RET_K, 0, 0, _ERRNO_ENOSYS))
+    # Layout after this point: [signal checks][allow checks][ERRNO][ALLOW][argument check]
+    n_sig, n_allow = len(signals), len(allowed)
     for i, nr in enumerate(signals):
-        # jump to the argument check: past the remaining signal checks, the deny checks and ALLOW
-        out.append(_insn(_JEQ_K, (n_sig - 1 - i) + n_deny + 1, 0, nr))
-    for i, nr in enumerate(denied):
-        # jump to ERRNO: past the remaining deny checks, ALLOW and the 5 instructions of the argument check
-        out.append(_insn(_JEQ_K, (n_deny - 1 - i) + 1 + 5, 0, nr))
+        # jump to the argument check: past the remaining signal checks, the allow checks, ERRNO and ALLOW
+        out.append(_insn(_JEQ_K, (n_sig - 1 - i) + n_allow + 2, 0, nr))
+    for i, nr in enumerate(allowed):
+        # jump to ALLOW: past the remaining allow checks and ERRNO
+        out.append(_insn(_JEQ_K, (n_allow - 1 - i) + 1, 0, nr))
+    out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
     out.append(_insn(_RET_K, 0, 0, _ALLOW))
     out.append(_insn(_LD_W_ABS, 0, 0, _OFF_ARG0))
     return b"".join(out)
