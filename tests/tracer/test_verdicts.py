@@ -66,6 +66,32 @@ async def test_memory_limit_keeps_threads_working(engine: TracerEngine) -> None:
     assert result.verdict is Verdict.PASSED, result.tests[0].message
 
 
+PROBE_OUTSIDE_THE_ALLOW_LIST = """
+import ctypes, errno, os, socket, sys
+def probe():
+    refused = {}
+    def attempt(name, call):
+        try:
+            call()
+            refused[name] = False
+        except PermissionError:
+            refused[name] = True
+    attempt("socket", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    attempt("execve", lambda: os.execv(sys.executable, [sys.executable, "-c", "pass"]))
+    attempt("setsid", os.setsid)
+    attempt("kill pid 1", lambda: os.kill(1, 0))
+    libc = ctypes.CDLL(None, use_errno=True)
+    refused["prctl"] = libc.prctl(15, b"x", 0, 0, 0) == -1 and ctypes.get_errno() == errno.EPERM
+    return refused
+"""
+
+
+async def test_calls_outside_the_allow_list_are_refused(engine: TracerEngine) -> None:
+    test = "r = probe()\nassert all(r.values()), r"
+    result = await engine.run_tests(PROBE_OUTSIDE_THE_ALLOW_LIST, [test], Limits(timeout_s=5), entry_points=["probe"])
+    assert result.verdict is Verdict.PASSED, result.tests[0].message
+
+
 async def test_output_limit(engine: TracerEngine) -> None:
     program = "def f():\n    while True:\n        print('x' * 1000)\n"
     result = await engine.run_tests(program, ["f()", "assert True"], Limits(timeout_s=5, output_bytes=50_000))
