@@ -92,6 +92,18 @@ async def test_calls_outside_the_allow_list_are_refused(engine: TracerEngine) ->
     assert result.verdict is Verdict.PASSED, result.tests[0].message
 
 
+async def test_threads_and_asyncio_work_under_the_allow_list(engine: TracerEngine) -> None:
+    program = (
+        "import asyncio, concurrent.futures\n"
+        "async def twice(x):\n    await asyncio.sleep(0.01)\n    return 2 * x\n"
+        "def f(x):\n    with concurrent.futures.ThreadPoolExecutor(2) as pool:\n"
+        "        y = sum(pool.map(abs, [-x, x]))\n"
+        "    return asyncio.run(twice(y))\n"
+    )
+    result = await engine.run_tests(program, ["assert f(3) == 12"], Limits(timeout_s=5))
+    assert result.verdict is Verdict.PASSED, result.tests[0].message
+
+
 async def test_output_limit(engine: TracerEngine) -> None:
     program = "def f():\n    while True:\n        print('x' * 1000)\n"
     result = await engine.run_tests(program, ["f()", "assert True"], Limits(timeout_s=5, output_bytes=50_000))

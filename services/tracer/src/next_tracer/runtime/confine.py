@@ -139,6 +139,17 @@ _SYSCALLS: dict[str, tuple[int | None, int | None]] = {
     "sysinfo": (99, 179),
     "getrlimit": (97, 163),
     "prlimit64": (302, 261),
+    # asyncio's event loop: epoll, and a connected socket pair as its wake-up channel (no addresses).
+    "epoll_create1": (291, 20),
+    "epoll_ctl": (233, 21),
+    "epoll_wait": (232, None),
+    "epoll_pwait": (281, 22),
+    "eventfd2": (290, 19),
+    "socketpair": (53, 199),
+    "sendto": (44, 206),
+    "recvfrom": (45, 207),
+    "getsockname": (51, 204),
+    "getsockopt": (55, 209),
     # Threads and child processes (fork bounds: the jail's pids limit; namespaces: the jail's policy).
     "clone": (56, 220),
     "fork": (57, None),
