@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from next_tracer.sandbox.protocol import LineSplitter, record_line
+from next_tracer.runtime.wire import LineSplitter
+from next_tracer.sandbox.protocol import record_line
 from next_tracer.sandbox.records import JobRecords
 
 LINES = [b"R0 0.000100 " + b"7" * 3_000_000, b'{"test":1,"status":"PASSED"}', b"", b"R2 0.5 [1,2]", b"x" * 70_000]

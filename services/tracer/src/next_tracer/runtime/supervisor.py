@@ -13,7 +13,7 @@ from typing import Any
 from nextapi.tracer.verdicts import Verdict
 
 from . import zygote
-from .wire import OUT, ChildFailure, send
+from .wire import OUT, ChildFailure, LineSplitter, send
 
 # Trace events share the result pipe with replies; they are bounded by the trace's own step limit.
 EVENTS_ALLOWANCE = 4 * 1024 * 1024
@@ -63,8 +63,7 @@ class ProgramChild:
         self.cpu_mark = 0.0
         self.cpu_check_from = 0.0
         self.lines: collections.deque[bytes] = collections.deque()
-        self.partial: list[bytes] = []
-        self.partial_len = 0
+        self.replies = LineSplitter()
         self.output = bytearray()
         self.output_total = 0
         self.alive = True
@@ -101,7 +100,7 @@ class ProgramChild:
                     self.events.extend(json.loads(line)["events"])
                     continue
                 return line
-            if self.partial_len > self.limits["output_bytes"] + EVENTS_ALLOWANCE:
+            if self.replies.pending > self.limits["output_bytes"] + EVENTS_ALLOWANCE:
                 self.kill()
                 raise ChildFailure(
                     Verdict.OUTPUT_LIMIT, "the program returned more than %d bytes" % self.limits["output_bytes"]
@@ -135,19 +134,7 @@ class ProgramChild:
                 chunk = os.read(self.res_fd, 1 << 20)
                 if not chunk:
                     raise self._death()
-                self._feed(chunk)
-
-    def _feed(self, chunk: bytes) -> None:
-        # Joins a long message once, when its newline arrives (no quadratic re-scanning).
-        if b"\n" not in chunk:
-            self.partial.append(chunk)
-            self.partial_len += len(chunk)
-            return
-        parts = chunk.split(b"\n")
-        self.lines.append(b"".join([*self.partial, parts[0]]) if self.partial else parts[0])
-        self.lines.extend(parts[1:-1])
-        self.partial = [parts[-1]] if parts[-1] else []
-        self.partial_len = len(parts[-1])
+                self.lines.extend(self.replies.feed(chunk))
 
     def send(self, obj: dict[str, Any]) -> None:
         try:

@@ -48,6 +48,37 @@ def write_parts(fd: int, parts: list[bytes]) -> None:
         write_all(fd, b"".join(parts)[n:])
 
 
+class LineSplitter:
+    """Lines out of a byte stream that arrives in chunks of any size (a line may span many).
+
+    Chunks without a newline are kept as they came and joined once when their line ends, so a
+    long line (a returned value can be hundreds of MB) is copied once, not once per chunk.
+    Used on both sides of the jail: the job process reading a program process's replies, and
+    the server reading a jail's frames.
+    """
+
+    def __init__(self) -> None:
+        self.partial: list[bytes] = []
+        self.pending = 0  # bytes of the line not yet ended
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if b"\n" not in data:
+            self.partial.append(data)
+            self.pending += len(data)
+            return []
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if self.partial:
+            lines[0] = b"".join([*self.partial, lines[0]])
+        self.partial = [tail] if tail else []
+        self.pending = len(tail)
+        return lines
+
+    def rest(self) -> bytes:
+        rest, self.partial, self.pending = b"".join(self.partial), [], 0
+        return rest
+
+
 class Output:
     """Where this process reports to the server (or to the jail's init): one JSON object a line."""
 

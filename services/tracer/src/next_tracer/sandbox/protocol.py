@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from next_tracer.runtime.wire import LineSplitter
 from next_tracer.sandbox.records import JobRecords
 from nextapi.tracer.verdicts import Verdict
 
@@ -20,32 +21,6 @@ log = logging.getLogger(__name__)
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024
 STREAM_LINE_LIMIT = 256 * 1024 * 1024
-
-
-class LineSplitter:
-    """Lines out of a byte stream that arrives in frames of any size (a line may span many).
-
-    Frames without a newline are kept as they came and joined once when their line ends, so a
-    long line is copied once, not once per frame.
-    """
-
-    def __init__(self) -> None:
-        self.partial: list[bytes] = []
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if b"\n" not in data:
-            self.partial.append(data)
-            return []
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        if self.partial:
-            lines[0] = b"".join([*self.partial, lines[0]])
-        self.partial = [tail] if tail else []
-        return lines
-
-    def rest(self) -> bytes:
-        rest, self.partial = b"".join(self.partial), []
-        return rest
 
 
 async def read_lines(stdout: asyncio.StreamReader, records: JobRecords, report_bytes: int) -> None:
