@@ -25,8 +25,9 @@ from next_common.files import sha256_file
 from next_common.models import resolve_model
 from next_common.process import die_with_parent
 from next_trainer.checkpoints import last_complete_checkpoint
-from next_trainer.data import read_examples, tokenize
+from next_trainer.data import IGNORE_INDEX, read_examples, tokenize
 from next_trainer.events import EventWriter
+from next_trainer.loss import CompletionPositions, accepts_position_mask, completion_loss
 from next_trainer.publish import discard, publish, staging_dir
 from next_trainer.sampling import length_grouped_trainer
 from nextapi.trainer.config import TrainingConfig, parse_config
@@ -213,11 +214,14 @@ def train(config: TrainingConfig, events: EventWriter | None) -> dict[str, Any]:
         writer = SummaryWriter(log_dir=str(work / TENSORBOARD))
         callbacks.append(TensorBoardCallback(tb_writer=writer))  # type: ignore[no-untyped-call]
     trainer_class = length_grouped_trainer(Trainer, config.seed) if config.batching == "group_by_length" else Trainer
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    completion_only = accepts_position_mask(model)
     trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=features,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        data_collator=CompletionPositions(collate) if completion_only else collate,
+        compute_loss_func=completion_loss if completion_only else None,
         processing_class=tokenizer,
         callbacks=callbacks,
     )
