@@ -86,3 +86,40 @@ def test_a_foreign_architecture_and_x32_are_refused() -> None:
     code = confine.program(PID, "x86_64")
     assert run_filter(code, 1, 0x40000003) == EPERM  # i386
     assert run_filter(code, 0x40000000 | 1, ARCH["x86_64"]) == EPERM  # x32 write
+
+
+def run_stack(filters: list[bytes], nr: int, arch: int, arg0: int = 0) -> int:
+    """What the kernel returns for a stack of filters (newest first): the most restrictive action,
+    the newest filter's on a tie."""
+    best = None
+    for code in filters:
+        ret = run_filter(code, nr, arch, arg0)
+        action = struct.unpack("=i", struct.pack("=I", ret & 0xFFFF0000))[0]
+        if best is None or action < best[0]:
+            best = (action, ret)
+    assert best is not None
+    return best[1]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_zygote_filter_and_the_small_one_on_top_are_the_whole_policy(machine: str) -> None:
+    """Program processes of a confined zygote install only ``on_zygote``: the stack must decide
+    every call, with every target, exactly as the single filter does."""
+    stack = [confine.on_zygote(PID, machine), confine.zygote(machine)]
+    single = confine.program(PID, machine)
+    for arch in (ARCH[machine], 0x40000003):
+        for nr in [*range(0, 500), 0x40000001]:
+            for arg0 in (PID, 0, -PID, 1, -1, PID + 1):
+                assert run_stack(stack, nr, arch, arg0) == run_filter(single, nr, arch, arg0), (arch, nr, arg0)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_zygote_may_do_what_its_program_processes_may_not(machine: str) -> None:
+    column = COLUMN[machine]
+    kill = confine._SYSCALLS["kill"][column]
+    assert run_filter(confine.zygote(machine), kill, ARCH[machine], 1234) == ALLOW  # kills program groups
+    for name, numbers in confine.ZYGOTE_SYSCALLS.items():
+        nr = numbers[column]
+        assert nr is not None, name
+        assert run_filter(confine.zygote(machine), nr, ARCH[machine]) == ALLOW, name
+        assert run_filter(confine.on_zygote(PID, machine), nr, ARCH[machine]) == EPERM, name

@@ -80,6 +80,9 @@ def probe():
     attempt("execve", lambda: os.execv(sys.executable, [sys.executable, "-c", "pass"]))
     attempt("setsid", os.setsid)
     attempt("kill pid 1", lambda: os.kill(1, 0))
+    a, b = socket.socketpair()
+    b.send(b"x")
+    attempt("recvmsg (the zygote's, not a program's)", lambda: a.recvmsg(1))
     libc = ctypes.CDLL(None, use_errno=True)
     refused["prctl"] = libc.prctl(15, b"x", 0, 0, 0) == -1 and ctypes.get_errno() == errno.EPERM
     return refused

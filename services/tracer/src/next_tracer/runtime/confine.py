@@ -20,6 +20,7 @@ import functools
 import os
 import platform
 import struct
+from typing import Any
 
 # Classic BPF opcodes (linux/filter.h) and seccomp return values (linux/seccomp.h).
 _LD_W_ABS = 0x20
@@ -168,16 +169,28 @@ SIGNAL_SYSCALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueuei
 ALLOWED_SYSCALLS = tuple(name for name in _SYSCALLS if name not in SIGNAL_SYSCALLS)
 
 
+# What the zygote needs beyond a program's list: the socket it is asked on, and the two calls a
+# program process makes on itself before its own filter is in place.
+ZYGOTE_SYSCALLS: dict[str, tuple[int | None, int | None]] = {
+    "recvmsg": (47, 212),
+    "setsid": (112, 157),
+    "prctl": (157, 167),
+}
+
+
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-@functools.cache
-def _checks(machine: str) -> bytes:
-    """Everything but the pid-dependent tail, built once per machine (in the zygote)."""
+def _numbers(machine: str, names: Any) -> list[int]:
+    column = _ARCHES[machine.lower()][0]
+    table = {**_SYSCALLS, **ZYGOTE_SYSCALLS}
+    return [nr for name in names if (nr := table[name][column]) is not None]
+
+
+def _head(machine: str) -> list[bytes]:
+    """Foreign architectures, x32 and clone3 refused; leaves the call's number loaded."""
     column, audit_arch = _ARCHES[machine.lower()]
-    signals = [nr for name in SIGNAL_SYSCALLS if (nr := _SYSCALLS[name][column]) is not None]
-    allowed = [nr for name in ALLOWED_SYSCALLS if (nr := _SYSCALLS[name][column]) is not None]
     out = [_insn(_LD_W_ABS, 0, 0, _OFF_ARCH)]
     # Foreign architecture (e.g. 32-bit calls on x86_64): refused outright.
     out.append(_insn(_JEQ_K, 1, 0, audit_arch))
@@ -190,6 +203,29 @@ def _checks(machine: str) -> bytes:
     # start threads with clone instead (EPERM would make it give up).
     out.append(_insn(_JEQ_K, 0, 1, _CLONE3[column]))
     out.append(_insn(_RET_K, 0, 0, _ERRNO_ENOSYS))
+    return out
+
+
+def _pid_tail(pid: int) -> bytes:
+    """The argument check, after ``LD arg0``: the target (low 32 bits) is the process itself or its
+    group (0 or -pid); anything else is refused."""
+    return b"".join(
+        (
+            _insn(_JEQ_K, 2, 0, pid),
+            _insn(_JEQ_K, 1, 0, 0),
+            _insn(_JEQ_K, 0, 1, -pid),
+            _insn(_RET_K, 0, 0, _ALLOW),
+            _insn(_RET_K, 0, 0, _ERRNO_EPERM),
+        )
+    )
+
+
+@functools.cache
+def _checks(machine: str) -> bytes:
+    """Everything of ``program`` but the pid-dependent tail, built once per machine."""
+    signals = _numbers(machine, SIGNAL_SYSCALLS)
+    allowed = _numbers(machine, ALLOWED_SYSCALLS)
+    out = _head(machine)
     # Layout after this point: [signal checks][allow checks][ERRNO][ALLOW][argument check]
     n_sig, n_allow = len(signals), len(allowed)
     for i, nr in enumerate(signals):
@@ -205,21 +241,65 @@ def _checks(machine: str) -> bytes:
 
 
 def program(pid: int, machine: str | None = None) -> bytes:
-    """The filter for a program process with this pid, as packed sock_filter instructions."""
-    # The target (first argument, low 32 bits): itself, its group (0 or -pid); anything else is refused.
-    return _checks(machine or _MACHINE) + b"".join(
-        (
-            _insn(_JEQ_K, 2, 0, pid),
-            _insn(_JEQ_K, 1, 0, 0),
-            _insn(_JEQ_K, 0, 1, -pid),
-            _insn(_RET_K, 0, 0, _ALLOW),
-            _insn(_RET_K, 0, 0, _ERRNO_EPERM),
-        )
-    )
+    """A program process's whole policy as one filter (installed so where the zygote has none)."""
+    return _checks(machine or _MACHINE) + _pid_tail(pid)
+
+
+@functools.cache
+def zygote(machine: str | None = None) -> bytes:
+    """The zygote's filter, inherited by every program process it forks: the program's allow-list,
+    signals to anyone (it kills program process groups) and ``ZYGOTE_SYSCALLS``."""
+    allowed = _numbers(machine or _MACHINE, (*SIGNAL_SYSCALLS, *ALLOWED_SYSCALLS, *ZYGOTE_SYSCALLS))
+    out = _head(machine or _MACHINE)
+    for i, nr in enumerate(allowed):
+        out.append(_insn(_JEQ_K, (len(allowed) - 1 - i) + 1, 0, nr))
+    out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
+    out.append(_insn(_RET_K, 0, 0, _ALLOW))
+    return b"".join(out)
+
+
+def on_zygote(pid: int, machine: str | None = None) -> bytes:
+    """A program process's filter on top of the zygote's: it takes back ``ZYGOTE_SYSCALLS`` and
+    lets signals reach only the process itself and its group. The two together are ``program``.
+
+    Small on purpose: the kernel checks a new filter against every call number it may cache,
+    which for the whole list cost about half a millisecond per program process.
+    """
+    extra = _numbers(machine or _MACHINE, ZYGOTE_SYSCALLS)
+    signals = _numbers(machine or _MACHINE, SIGNAL_SYSCALLS)
+    out = [_insn(_LD_W_ABS, 0, 0, _OFF_NR)]
+    # Layout: [extra checks][signal checks][ALLOW][ERRNO][argument check]
+    for i, nr in enumerate(extra):
+        out.append(_insn(_JEQ_K, (len(extra) - 1 - i) + len(signals) + 1, 0, nr))
+    for i, nr in enumerate(signals):
+        out.append(_insn(_JEQ_K, (len(signals) - 1 - i) + 2, 0, nr))
+    out.append(_insn(_RET_K, 0, 0, _ALLOW))
+    out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
+    out.append(_insn(_LD_W_ABS, 0, 0, _OFF_ARG0))
+    return b"".join(out) + _pid_tail(pid)
 
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _Filter:
+    """A filter in memory the kernel can read, built once (in the zygote)."""
+
+    def __init__(self, code: bytes) -> None:
+        self.size = len(code)
+        self.buffer = ctypes.create_string_buffer(code, len(code))
+        self.fprog = _SockFprog(len(code) // 8, ctypes.addressof(self.buffer))
+
+    def set_pid(self, pid: int) -> None:
+        """Write ``pid`` into the argument check (``_pid_tail``: the last five instructions)."""
+        struct.pack_into("=I", self.buffer, self.size - 5 * 8 + 4, pid & 0xFFFFFFFF)
+        struct.pack_into("=I", self.buffer, self.size - 3 * 8 + 4, -pid & 0xFFFFFFFF)
+
+    def install(self) -> str:
+        if _PRCTL(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(self.fprog), 0, 0) != 0:
+            return "unavailable: prctl failed (%s)" % os.strerror(ctypes.get_errno())
+        return "seccomp"
 
 
 # Made once, in the zygote: a program process is a fresh fork, where every object it touches
@@ -230,20 +310,36 @@ _PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong
 _MACHINE = platform.machine()
 if _MACHINE.lower() in _ARCHES:
     _checks(_MACHINE)
+_ON_ZYGOTE: _Filter | None = None  # set once the zygote's own filter is in place
+
+
+def confine_zygote() -> str:
+    """Install the zygote's filter on the zygote (after it forked the job side); returns the mode.
+
+    Its program processes then need only the small ``on_zygote`` filter, prepared here.
+    """
+    global _ON_ZYGOTE
+    if _MACHINE.lower() not in _ARCHES:
+        return "unavailable: no syscall table for %s" % _MACHINE
+    child = _Filter(on_zygote(0))
+    _PRCTL(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
+    mode = _Filter(zygote()).install()
+    if mode == "seccomp":
+        _ON_ZYGOTE = child
+    return mode
 
 
 def confine_program_process() -> str:
-    """Install the filter on this process (inherited by anything it forks); returns the mode."""
+    """Install this process's filter (inherited by anything it forks); returns the mode."""
+    if _ON_ZYGOTE is not None:
+        _ON_ZYGOTE.set_pid(os.getpid())
+        return _ON_ZYGOTE.install()
     try:
         code = program(os.getpid())
     except KeyError:
         return "unavailable: no syscall table for %s" % _MACHINE
-    buf = ctypes.create_string_buffer(code, len(code))
-    prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
     _PRCTL(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0)
-    if _PRCTL(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
-        return "unavailable: prctl failed (%s)" % os.strerror(ctypes.get_errno())
-    return "seccomp"
+    return _Filter(code).install()
 
 
 def prctl(option: int, arg: int) -> int:

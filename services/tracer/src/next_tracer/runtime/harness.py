@@ -28,7 +28,7 @@ import sys
 import traceback
 
 if __package__:  # imported as next_tracer.runtime.harness (tests, type checking)
-    from next_tracer.runtime import confine, scratch, wire, zygote
+    from next_tracer.runtime import confine, scratch, warmup, wire, zygote
     from next_tracer.runtime.jobs import run_job
     from next_tracer.runtime.program_child import run_program_child
 else:  # run as a script inside the jail, where /next holds ``runtime`` and a read-only ``nextapi``
@@ -36,7 +36,7 @@ else:  # run as a script inside the jail, where /next holds ``runtime`` and a re
     sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] + [
         arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--import-root=")
     ]
-    from runtime import confine, scratch, wire, zygote  # type: ignore[import-not-found, no-redef]
+    from runtime import confine, scratch, warmup, wire, zygote  # type: ignore[import-not-found, no-redef]
     from runtime.jobs import run_job  # type: ignore[import-not-found, no-redef]
     from runtime.program_child import run_program_child  # type: ignore[import-not-found, no-redef]
 
@@ -67,6 +67,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = sys.stdout.buffer
     stdin = sys.stdin.buffer
+    warmup.warm_job_side()
     scratch.clean_jail()
     out.write(b'Z{"ready":true}\n')
     out.flush()
@@ -123,6 +124,15 @@ def relay(serving: bool, jailed: bool) -> int:
         return 70
 
 
+def prepare_zygote(serving: bool) -> None:
+    """In the zygote, before it serves: warm it up (a pre-warmed jail) and confine it."""
+    if serving:
+        warmup.warm_program_side()
+    mode = confine.confine_zygote()
+    if mode != "seccomp":  # each program process then installs the whole filter itself
+        sys.stderr.write("zygote filter %s\n" % mode)
+
+
 def start() -> int:
     jailed = os.getpid() == 1
     if jailed:
@@ -133,7 +143,7 @@ def start() -> int:
         # Between jobs it kills every other process it can and wipes /tmp: only as a jail's init.
         sys.stderr.write("harness --serve runs only as PID 1 of a jail\n")
         return 2
-    return zygote.start(run_program_child, lambda: relay(serving, jailed))
+    return zygote.start(run_program_child, lambda: relay(serving, jailed), lambda: prepare_zygote(serving))
 
 
 if __name__ == "__main__":

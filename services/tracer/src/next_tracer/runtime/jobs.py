@@ -12,7 +12,7 @@ from nextapi.tracer.verdicts import Verdict
 from .session import ProgramSession
 from .supervisor import ProgramChild
 from .tracing import ReprLimits, make_tracer
-from .wire import MESSAGE_CHARS, OUT, ChildFailure, describe
+from .wire import MESSAGE_CHARS, OUT, ChildFailure, LoadFailure, describe
 
 
 def result_record(status: Verdict, message: str, started: float, **extra: Any) -> dict[str, Any]:
@@ -36,6 +36,7 @@ def exports_for(job: dict[str, Any], code: Any) -> list[str]:
 
 
 def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[str, Any]:
+    """One test's result record; raises LoadFailure (after the clean-up) if the program does not compile."""
     started = time.monotonic()
     try:
         code = compile(source, "<test>", "exec")
@@ -76,6 +77,8 @@ def run_statement_test(job: dict[str, Any], source: str, trace: bool) -> dict[st
             if tracer is not None:
                 tracer.stop()
         return result_record(Verdict.PASSED, "", started)
+    except LoadFailure:
+        raise
     except ChildFailure as exc:
         return result_record(exc.status, exc.message, started)
     except AssertionError as exc:
@@ -172,17 +175,16 @@ def run_job(job: dict[str, Any]) -> None:
     tests = job["tests"]
     if "inputs_json" in job:
         tests = [{"args": args} for args in json.loads(job["inputs_json"])]
-    try:
-        compile(job["program"], "<program>", "exec")  # each program process compiles it again
-    except SyntaxError as exc:
-        for index in range(len(tests)):
-            OUT.emit({"test": index, "status": Verdict.ERROR, "message": "SyntaxError: %s" % exc, "duration_s": 0.0})
-        OUT.emit({"done": True})
-        return
     if job["kind"] == "calls":
         run_call_tests(job, tests)
     else:
         for index, test in enumerate(tests):
             trace = bool(job.get("trace")) and index == job.get("trace_index", 0)
-            OUT.emit({"test": index, **run_statement_test(job, test["source"], trace)})
+            try:
+                OUT.emit({"test": index, **run_statement_test(job, test["source"], trace)})
+            except LoadFailure as exc:
+                # Only the program process compiles the program: its error stands for every test left.
+                for rest in range(index, len(tests)):
+                    OUT.emit({"test": rest, "status": exc.status, "message": exc.message, "duration_s": 0.0})
+                break
     OUT.emit({"done": True})

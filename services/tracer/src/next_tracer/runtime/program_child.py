@@ -35,6 +35,11 @@ def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
     setup = _next_command(reader, pending)
     if setup is None:
         return
+    _limit_and_confine(setup)
+    serve_program(setup, reader, pending, res_fd)
+
+
+def _limit_and_confine(setup: dict[str, Any]) -> None:
     limits = setup["limits"]
     # Soft CPU limit first (SIGXCPU, reported as TIMEOUT); the supervisor polls the per-call budget.
     cpu = math.ceil(limits["timeout_s"] * max(1, setup.get("calls", 1))) + 2
@@ -59,10 +64,14 @@ def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
         os.chdir(setup.get("workdir") or scratch.WORKDIR)
     except OSError:
         pass
+
+
+def serve_program(setup: dict[str, Any], reader: Any, pending: bytearray, res_fd: int) -> None:
+    """Load the program and answer calls until the command pipe closes (also the zygote's warm-up)."""
     try:
         program = compile(setup["program"], "<program>", "exec")
     except BaseException as exc:
-        send(res_fd, {"program_error": describe(exc)})
+        send(res_fd, {"program_error": describe(exc), "compile": True})
         return
     del setup["program"]
     tracer: Tracer | None = None

@@ -11,6 +11,7 @@ from typing import Any
 SCRATCH = "/tmp"  # the jail's tmpfs; a private temporary directory when running unsandboxed
 WORKDIR = SCRATCH + "/work"
 JAILED = False  # True inside a jail's pid namespace, where kill(-1) reaches only the jail
+_MADE: tuple[int, int, int] | None = None  # (inode, mode, owner) of the work directory as last made
 
 
 def configure(job: dict[str, Any], jailed: bool | None = None) -> None:
@@ -46,11 +47,34 @@ def clean_jail() -> None:
 
 
 def wipe_scratch() -> None:
+    global _MADE
+    if _untouched():
+        return
     _wipe(SCRATCH)
     try:
         os.makedirs(WORKDIR, exist_ok=True)
+        st = os.lstat(WORKDIR)
+        _MADE = (st.st_ino, st.st_mode, st.st_uid)
     except OSError:
-        pass
+        _MADE = None
+
+
+def _untouched() -> bool:
+    """The scratch holds only the empty work directory we made, unchanged: nothing to wipe.
+
+    Most programs write no file, and a full wipe after each test and job was a measurable part
+    of a short job. Any change a program can make (a file anywhere, a new or replaced directory,
+    other permissions) fails this check and gets the full wipe.
+    """
+    if _MADE is None:
+        return False
+    try:
+        st = os.lstat(WORKDIR)
+        if (st.st_ino, st.st_mode, st.st_uid) != _MADE:
+            return False
+        return os.listdir(SCRATCH) == [os.path.basename(WORKDIR)] and not os.listdir(WORKDIR)
+    except OSError:
+        return False
 
 
 def _wipe(top: str) -> None:

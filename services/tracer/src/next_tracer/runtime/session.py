@@ -11,7 +11,7 @@ from nextapi.tracer.verdicts import Verdict
 from . import scratch
 from .supervisor import ProgramChild
 from .tracing import CUSTOM_REPRS, Tracer
-from .wire import ChildFailure
+from .wire import ChildFailure, LoadFailure
 
 
 class ProgramError(Exception):
@@ -109,7 +109,7 @@ class ProgramSession:
         self.deadline = self.child.start_budget()
         msg = self.child.receive(self.deadline)
         if "program_error" in msg:
-            raise ChildFailure(Verdict.ERROR, msg["program_error"])
+            raise (LoadFailure if msg.get("compile") else ChildFailure)(Verdict.ERROR, msg["program_error"])
         if "memory" in msg:
             raise ChildFailure(Verdict.MEMORY_LIMIT, "MemoryError while loading the program")
         listing: dict[str, Any] = msg["ready"]

@@ -24,6 +24,10 @@ class ChildFailure(BaseException):
         self.message = message
 
 
+class LoadFailure(ChildFailure):
+    """The program does not compile: every remaining test of the job fails the same way."""
+
+
 def describe(exc: BaseException) -> str:
     text = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
     return text[:MESSAGE_CHARS]

@@ -183,10 +183,13 @@ def _kill_group(pid: int) -> None:
 CLIENT: ZygoteClient | None = None  # set in the job side's main process by the harness
 
 
-def start(child_main: Callable[[int, int, int], None], job_side: Callable[[], int]) -> int:
+def start(
+    child_main: Callable[[int, int, int], None], job_side: Callable[[], int], prepare: Callable[[], None] | None = None
+) -> int:
     """Fork the job side; this process becomes the zygote. Returns the job side's exit code.
 
-    Called before anything reads a job, so nothing a job holds is ever in the zygote.
+    Called before anything reads a job, so nothing a job holds is ever in the zygote; ``prepare``
+    runs in the zygote after the fork, before it serves (warm-up, its seccomp filter).
     """
     global CLIENT
     zsock, jsock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -204,4 +207,6 @@ def start(child_main: Callable[[int, int, int], None], job_side: Callable[[], in
     # The zygote needs neither the job stream nor the report stream: only the relay holds them.
     for fd in (0, 1):
         os.dup2(2, fd)
+    if prepare is not None:
+        prepare()
     return Zygote(zsock, child_main, pid).serve()
