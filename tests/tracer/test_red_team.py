@@ -302,6 +302,20 @@ async def test_result_pipe_flood_is_an_output_limit(one_jail: TracerEngine) -> N
     await _honest_job_passes(one_jail)
 
 
+async def test_a_forged_compile_error_is_bounded(one_jail: TracerEngine) -> None:
+    """A program may write the program process's own first reply: a "does not compile" with a
+    huge message fails every test (its own, as ERROR), each with a bounded message."""
+    program = (
+        "import os\n"
+        "os.write(4, b'{\"program_error\": \"' + b'x' * 3_000_000 + b'\", \"compile\": true}\\n')\n"
+        "os._exit(0)\n"
+    )
+    result = await one_jail.run_tests(program, TESTS * 4, Limits(timeout_s=5, output_bytes=4_000_000))
+    assert [t.verdict for t in result.tests] == [Verdict.ERROR] * 12, result.tests[0].message[:200]
+    assert all(len(t.message) <= 500 for t in result.tests)
+    await _honest_job_passes(one_jail)
+
+
 HOSTILE_VALUES = {
     "int beyond the str-digits limit": "def solve(x):\n    return 10 ** 5000 + 1\n",
     "negative huge int": "def solve(x):\n    return -(7 ** 9000)\n",

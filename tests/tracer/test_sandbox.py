@@ -111,18 +111,27 @@ async def test_nothing_one_test_leaves_reaches_the_next(engine: TracerEngine) ->
 
 
 async def test_an_empty_work_directory_that_was_changed_is_made_afresh(engine: TracerEngine) -> None:
-    """The wipe is skipped only for a scratch nobody touched: an empty work directory whose mode a
-    program changed, or that it replaced, must not reach the next test."""
+    """The full wipe is skipped only for an empty work directory, which is made afresh: its mode,
+    its timestamps, or the directory itself, changed or replaced by a program, never reach the next test."""
     program = (
         "import os\n"
         "def lock():\n    os.chmod('.', 0o500)\n    return True\n"
         "def swap():\n    os.chdir('/tmp')\n    os.mkdir('/tmp/other', 0o555)\n    os.rmdir('work')\n"
         "    os.rename('other', 'work')\n    return os.listdir('/tmp') == ['work']\n"
         "def usable():\n    open('f', 'w').write('x')\n    return os.listdir('/tmp') == ['work'] and os.listdir('.') == ['f']\n"
+        "def stamp():\n    os.utime('.', (12345, 12345))\n    return True\n"
+        "def unstamped():\n    return os.stat('.').st_mtime != 12345 and os.stat('.').st_atime != 12345\n"
     )
-    tests = ["assert lock()", "assert usable()", "assert swap()", "assert usable()"]
+    tests = [
+        "assert lock()",
+        "assert usable()",
+        "assert swap()",
+        "assert usable()",
+        "assert stamp()",
+        "assert unstamped()",
+    ]
     result = await engine.run_tests(program, tests, Limits(timeout_s=5))
-    assert [t.verdict for t in result.tests] == [Verdict.PASSED] * 4, result.tests
+    assert [t.verdict for t in result.tests] == [Verdict.PASSED] * 6, result.tests
 
 
 async def test_no_process_survives_a_run(engine: TracerEngine) -> None:

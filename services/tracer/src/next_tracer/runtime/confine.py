@@ -329,11 +329,20 @@ def confine_zygote() -> str:
     return mode
 
 
+def zygote_confined() -> bool:
+    """The zygote's filter is in place: a program process that cannot add its own must not run."""
+    return _ON_ZYGOTE is not None
+
+
 def confine_program_process() -> str:
     """Install this process's filter (inherited by anything it forks); returns the mode."""
     if _ON_ZYGOTE is not None:
         _ON_ZYGOTE.set_pid(os.getpid())
-        return _ON_ZYGOTE.install()
+        mode = _ON_ZYGOTE.install()
+        if mode == "seccomp":
+            return mode
+        # Under the zygote's filter alone it could signal our processes: try the whole filter,
+        # and if that fails too the program must not run (``zygote_confined``).
     try:
         code = program(os.getpid())
     except KeyError:

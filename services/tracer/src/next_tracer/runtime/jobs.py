@@ -184,7 +184,8 @@ def run_job(job: dict[str, Any]) -> None:
                 OUT.emit({"test": index, **run_statement_test(job, test["source"], trace)})
             except LoadFailure as exc:
                 # Only the program process compiles the program: its error stands for every test left.
+                message = exc.message[:MESSAGE_CHARS]  # the program can write this line itself
                 for rest in range(index, len(tests)):
-                    OUT.emit({"test": rest, "status": exc.status, "message": exc.message, "duration_s": 0.0})
+                    OUT.emit({"test": rest, "status": exc.status, "message": message, "duration_s": 0.0})
                 break
     OUT.emit({"done": True})

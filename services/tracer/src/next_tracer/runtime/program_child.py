@@ -35,11 +35,15 @@ def run_program_child(cmd_fd: int, res_fd: int, out_fd: int) -> None:
     setup = _next_command(reader, pending)
     if setup is None:
         return
-    _limit_and_confine(setup)
+    mode = _limit_and_confine(setup)
+    if mode != "seccomp" and confine.zygote_confined():
+        send(res_fd, {"sandbox_error": "the program process could not confine itself: %s" % mode})
+        return
     serve_program(setup, reader, pending, res_fd)
 
 
-def _limit_and_confine(setup: dict[str, Any]) -> None:
+def _limit_and_confine(setup: dict[str, Any]) -> str:
+    """Its limits, its own session and its seccomp filter; returns the filter's mode."""
     limits = setup["limits"]
     # Soft CPU limit first (SIGXCPU, reported as TIMEOUT); the supervisor polls the per-call budget.
     cpu = math.ceil(limits["timeout_s"] * max(1, setup.get("calls", 1))) + 2
@@ -59,11 +63,12 @@ def _limit_and_confine(setup: dict[str, Any]) -> None:
         os.setsid()
     except OSError:
         pass
-    confine.confine_program_process()
+    mode = confine.confine_program_process()
     try:
         os.chdir(setup.get("workdir") or scratch.WORKDIR)
     except OSError:
         pass
+    return mode
 
 
 def serve_program(setup: dict[str, Any], reader: Any, pending: bytearray, res_fd: int) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 SCRATCH = "/tmp"  # the jail's tmpfs; a private temporary directory when running unsandboxed
 WORKDIR = SCRATCH + "/work"
 JAILED = False  # True inside a jail's pid namespace, where kill(-1) reaches only the jail
-_MADE: tuple[int, int, int] | None = None  # (inode, mode, owner) of the work directory as last made
 
 
 def configure(job: dict[str, Any], jailed: bool | None = None) -> None:
@@ -47,34 +46,29 @@ def clean_jail() -> None:
 
 
 def wipe_scratch() -> None:
-    global _MADE
-    if _untouched():
+    if _remake_empty_workdir():
         return
     _wipe(SCRATCH)
     try:
         os.makedirs(WORKDIR, exist_ok=True)
-        st = os.lstat(WORKDIR)
-        _MADE = (st.st_ino, st.st_mode, st.st_uid)
     except OSError:
-        _MADE = None
+        pass
 
 
-def _untouched() -> bool:
-    """The scratch holds only the empty work directory we made, unchanged: nothing to wipe.
-
-    Most programs write no file, and a full wipe after each test and job was a measurable part
-    of a short job. Any change a program can make (a file anywhere, a new or replaced directory,
-    other permissions) fails this check and gets the full wipe.
+def _remake_empty_workdir() -> bool:
+    """The usual case, a program that wrote no file: the scratch holds only the work directory,
+    and it is empty. Making that directory afresh resets whatever a program could change of it
+    (mode, timestamps, flags) in two system calls; a full wipe cost a measurable part of a short
+    job, twice per job. Anything else (a file, a link, a directory it cannot list) gets the full wipe.
     """
-    if _MADE is None:
-        return False
     try:
-        st = os.lstat(WORKDIR)
-        if (st.st_ino, st.st_mode, st.st_uid) != _MADE:
+        if os.listdir(SCRATCH) != [os.path.basename(WORKDIR)] or os.listdir(WORKDIR):
             return False
-        return os.listdir(SCRATCH) == [os.path.basename(WORKDIR)] and not os.listdir(WORKDIR)
+        os.rmdir(WORKDIR)  # refuses anything but an empty directory (a link or a file: NotADirectoryError)
+        os.mkdir(WORKDIR)
     except OSError:
         return False
+    return True
 
 
 def _wipe(top: str) -> None:

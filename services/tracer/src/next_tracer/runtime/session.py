@@ -11,7 +11,7 @@ from nextapi.tracer.verdicts import Verdict
 from . import scratch
 from .supervisor import ProgramChild
 from .tracing import CUSTOM_REPRS, Tracer
-from .wire import ChildFailure, LoadFailure
+from .wire import MESSAGE_CHARS, ChildFailure, LoadFailure
 
 
 class ProgramError(Exception):
@@ -108,6 +108,8 @@ class ProgramSession:
         self.child = ProgramChild(setup)
         self.deadline = self.child.start_budget()
         msg = self.child.receive(self.deadline)
+        if "sandbox_error" in msg:
+            raise ChildFailure(Verdict.SANDBOX_ERROR, str(msg["sandbox_error"])[:MESSAGE_CHARS])
         if "program_error" in msg:
             raise (LoadFailure if msg.get("compile") else ChildFailure)(Verdict.ERROR, msg["program_error"])
         if "memory" in msg:

@@ -134,6 +134,7 @@ def _serve_made_up(serve_program: Any, traced: bool) -> None:
     ]
     cmd_r, cmd_w = os.pipe()
     res_r, res_w = os.pipe()
+    os.set_blocking(res_w, False)  # replies nobody reads yet: a full pipe ends the warm-up, not the zygote
     try:
         os.write(cmd_w, b"".join(json.dumps(c).encode() + b"\n" for c in commands))
         os.close(cmd_w)
