@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from next_common.errors import InvalidArgumentError, UnavailableError
-from next_common.process import die_with_parent
+from next_common.process import child_env
 from next_controller.config import RunConfig
 from nextapi.sampler.client import GrpcSamplerClient
 from nextapi.sampler.types import Activation, Completion, SamplingParams
@@ -132,8 +132,7 @@ class ServiceProcess:
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
-                env=env,
-                preexec_fn=die_with_parent,  # a killed controller takes its services along
+                env=child_env(env),  # a killed controller takes its services along
             )
         assert process.stdout is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -28,6 +28,7 @@ from next_common.errors import (
 from next_common.jsonlines import Tail
 from next_common.models import check_model_exists
 from next_common.paths import confine
+from next_common.process import child_env
 from next_trainer import metrics
 from next_trainer.data import read_examples
 from next_trainer.events import EVENTS_FILE
@@ -185,7 +186,7 @@ class JobManager:
             reader = Tail(events_path, events_path.stat().st_size if events_path.exists() else 0)
             env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
             if config.processes == 1:  # torchrun's workers are watched by torchrun instead
-                env["NEXT_TRAINER_PARENT_PID"] = str(os.getpid())
+                env = child_env(env)
             with open(work / WORKER_LOG, "ab") as worker_log:
                 job.process = await asyncio.create_subprocess_exec(
                     *self._command(config, config_file),

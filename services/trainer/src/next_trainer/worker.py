@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import resource
-import signal
 import sys
 import time
 import traceback
@@ -23,7 +22,7 @@ from typing import Any
 from next_common.errors import InvalidArgumentError, NextError
 from next_common.files import sha256_file
 from next_common.models import resolve_model
-from next_common.process import die_with_parent
+from next_common.process import die_with_named_parent
 from next_trainer.checkpoints import last_complete_checkpoint
 from next_trainer.data import IGNORE_INDEX, read_examples, tokenize
 from next_trainer.events import EventWriter
@@ -275,19 +274,9 @@ def _remove_checkpoints(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _die_with_parent() -> None:
-    """A job must not outlive the server or CLI that runs it (it resumes from checkpoints instead)."""
-    expected = os.environ.get("NEXT_TRAINER_PARENT_PID")
-    if not expected:
-        return
-    die_with_parent(signal.SIGTERM)
-    if os.getppid() != int(expected):  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _die_with_parent()
+    die_with_named_parent()  # a job must not outlive the server or CLI that runs it (it resumes instead)
     if len(argv) != 1:
         print("usage: python -m next_trainer.worker CONFIG_JSON", file=sys.stderr)
         return 2
