@@ -20,7 +20,7 @@ import functools
 import os
 import platform
 import struct
-from typing import Any
+from collections.abc import Iterable
 
 # Classic BPF opcodes (linux/filter.h) and seccomp return values (linux/seccomp.h).
 _LD_W_ABS = 0x20
@@ -182,7 +182,7 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def _numbers(machine: str, names: Any) -> list[int]:
+def _numbers(machine: str, names: Iterable[str]) -> list[int]:
     column = _ARCHES[machine.lower()][0]
     table = {**_SYSCALLS, **ZYGOTE_SYSCALLS}
     return [nr for name in names if (nr := table[name][column]) is not None]
@@ -206,6 +206,11 @@ def _head(machine: str) -> list[bytes]:
     return out
 
 
+def _any_of(numbers: list[int], past: int) -> list[bytes]:
+    """A chain of checks; a call whose number is in it jumps ``past`` instructions beyond the chain's end."""
+    return [_insn(_JEQ_K, (len(numbers) - 1 - i) + past, 0, nr) for i, nr in enumerate(numbers)]
+
+
 def _pid_tail(pid: int) -> bytes:
     """The argument check, after ``LD arg0``: the target (low 32 bits) is the process itself or its
     group (0 or -pid); anything else is refused."""
@@ -227,13 +232,8 @@ def _checks(machine: str) -> bytes:
     allowed = _numbers(machine, ALLOWED_SYSCALLS)
     out = _head(machine)
     # Layout after this point: [signal checks][allow checks][ERRNO][ALLOW][argument check]
-    n_sig, n_allow = len(signals), len(allowed)
-    for i, nr in enumerate(signals):
-        # jump to the argument check: past the remaining signal checks, the allow checks, ERRNO and ALLOW
-        out.append(_insn(_JEQ_K, (n_sig - 1 - i) + n_allow + 2, 0, nr))
-    for i, nr in enumerate(allowed):
-        # jump to ALLOW: past the remaining allow checks and ERRNO
-        out.append(_insn(_JEQ_K, (n_allow - 1 - i) + 1, 0, nr))
+    out += _any_of(signals, len(allowed) + 2)  # to the argument check: past the allow checks, ERRNO and ALLOW
+    out += _any_of(allowed, 1)  # to ALLOW, past ERRNO
     out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
     out.append(_insn(_RET_K, 0, 0, _ALLOW))
     out.append(_insn(_LD_W_ABS, 0, 0, _OFF_ARG0))
@@ -250,9 +250,7 @@ def zygote(machine: str | None = None) -> bytes:
     """The zygote's filter, inherited by every program process it forks: the program's allow-list,
     signals to anyone (it kills program process groups) and ``ZYGOTE_SYSCALLS``."""
     allowed = _numbers(machine or _MACHINE, (*SIGNAL_SYSCALLS, *ALLOWED_SYSCALLS, *ZYGOTE_SYSCALLS))
-    out = _head(machine or _MACHINE)
-    for i, nr in enumerate(allowed):
-        out.append(_insn(_JEQ_K, (len(allowed) - 1 - i) + 1, 0, nr))
+    out = _head(machine or _MACHINE) + _any_of(allowed, 1)  # to ALLOW, past ERRNO
     out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
     out.append(_insn(_RET_K, 0, 0, _ALLOW))
     return b"".join(out)
@@ -269,10 +267,8 @@ def on_zygote(pid: int, machine: str | None = None) -> bytes:
     signals = _numbers(machine or _MACHINE, SIGNAL_SYSCALLS)
     out = [_insn(_LD_W_ABS, 0, 0, _OFF_NR)]
     # Layout: [extra checks][signal checks][ALLOW][ERRNO][argument check]
-    for i, nr in enumerate(extra):
-        out.append(_insn(_JEQ_K, (len(extra) - 1 - i) + len(signals) + 1, 0, nr))
-    for i, nr in enumerate(signals):
-        out.append(_insn(_JEQ_K, (len(signals) - 1 - i) + 2, 0, nr))
+    out += _any_of(extra, len(signals) + 1)  # to ERRNO: past the signal checks and ALLOW
+    out += _any_of(signals, 2)  # to the argument check, past ALLOW and ERRNO
     out.append(_insn(_RET_K, 0, 0, _ALLOW))
     out.append(_insn(_RET_K, 0, 0, _ERRNO_EPERM))
     out.append(_insn(_LD_W_ABS, 0, 0, _OFF_ARG0))
