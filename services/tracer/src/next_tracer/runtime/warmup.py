@@ -106,13 +106,12 @@ def warm_program_side() -> None:
     """In the zygote, before it serves: load the program and answer calls, as a program process would.
 
     Everything but the confinement (rlimits, its own session, the seccomp filter) runs here;
-    of that, only the filter's construction and one foreign call are warmed.
+    of that, only the foreign call is warmed.
     """
     from . import confine
     from .program_child import serve_program
 
     try:
-        confine.program(os.getpid())
         confine.prctl(3, 0)  # PR_GET_DUMPABLE: the first foreign call of a process is the slow one
         for _ in range(ROUNDS):
             for traced in (False, True):
