@@ -4,9 +4,9 @@ The prompt (problem, buggy program, trace) is most of each example and its label
 causal LM computes logits for every position: batch x length x vocabulary in fp32, plus their
 gradient. For Qwen2.5's 152k-token vocabulary at batch 4 x 1536 tokens the fp32 logits are 3.7 GB
 and their gradient as much again, and the output projection of prompt positions is compute spent
-for nothing. The collator marks the
-positions whose next token is labelled; the model (``logits_to_keep``, a boolean mask) projects
-only those, and the loss is the same cross-entropy transformers computes over them.
+for nothing. The collator marks the positions whose next token is labelled; the model
+(``logits_to_keep``, a boolean mask) projects only those, and the loss is the same cross-entropy
+transformers computes over them.
 """
 
 from __future__ import annotations
